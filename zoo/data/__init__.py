@@ -1,0 +1,23 @@
+"""Folder datasets, paired-safe transforms, the `ImageFolderDataModule` and built-in datasets."""
+
+from __future__ import annotations
+
+from zoo.data.builtin import BUILTIN_DATASETS, ensure_builtin
+from zoo.data.datamodule import ImageFolderDataModule
+from zoo.data.folders import AlignedDataset, PairedDataset, UnpairedDataset, list_images
+from zoo.data.layouts import LAYOUTS, detect_layout
+from zoo.data.transforms import PREPROCESS_MODES, PairedTransform
+
+__all__ = [
+    "ImageFolderDataModule",
+    "ensure_builtin",
+    "BUILTIN_DATASETS",
+    "AlignedDataset",
+    "PairedDataset",
+    "UnpairedDataset",
+    "list_images",
+    "detect_layout",
+    "LAYOUTS",
+    "PREPROCESS_MODES",
+    "PairedTransform",
+]

@@ -1,0 +1,217 @@
+"""Built-in paired datasets, generated offline from photographs shipped inside scikit-image.
+
+`edges2photo`: B = a square crop of a colour photograph, A = its Canny edges as black lines on
+white (like edges2shoes). Saved as A|B side-by-side PNGs in the `aligned` layout:
+`train/0000.png ...`, `val/0000.png ...`, plus `manifest.json` (written last: the folder is
+complete iff it exists) listing every file's sha256, source photo and crop box.
+
+Validation never shares pixels with training: train crops come from the left 75% of each photo's
+columns, val crops from the right 25%.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from zoo.errors import DataError
+
+__all__ = ["BUILTIN_DATASETS", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "canny_edges", "colour_sketch"]
+
+_VERSION = 1
+_TRAIN_FRACTION = 0.75  # share of each photo's columns that train crops may use
+_SCALE_RANGE = (0.35, 1.0)  # crop side as a fraction of the photo's shorter side
+
+
+def _photo(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        if name == "motorcycle_left":
+            img = skimage.data.stereo_motorcycle()[0]
+        else:
+            img = getattr(skimage.data, name)()
+        return np.ascontiguousarray(img[..., :3])
+
+    return load
+
+
+# Colour photographs that scikit-image ships in its wheel (no download needed).
+PHOTOS: dict[str, Callable[[], np.ndarray]] = {
+    name: _photo(name)
+    for name in (
+        "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
+        "immunohistochemistry", "motorcycle_left", "retina",
+    )
+}
+
+
+def canny_edges(rgb: np.ndarray) -> np.ndarray:
+    """Canny edges (sigma 2) of an RGB uint8 image as black lines on white, HxWx3 uint8.
+
+    Thresholds are quantiles of the gradient magnitude (0.8 / 0.9), not absolute values, so
+    low-contrast crops (retina, night sky) still get their structure drawn.
+    """
+    from skimage.color import rgb2gray
+    from skimage.feature import canny
+
+    gray = rgb2gray(rgb)
+    edges = canny(gray, sigma=2.0, low_threshold=0.8, high_threshold=0.9, use_quantiles=True)
+    out = np.where(edges, 0, 255).astype(np.uint8)
+    return np.repeat(out[..., None], 3, axis=2)
+
+
+def colour_sketch(rgb: np.ndarray) -> np.ndarray:
+    """A coloured sketch: the photo's colour layout blurred away (Gaussian, sigma = 1/32 of the side),
+    with its Canny edges drawn on top in black, HxWx3 uint8 -- the kind of input of sketch-and-colour
+    conditional synthesis. The generator must restore texture and sharp boundaries from it, which a
+    U-Net learns within minutes on a CPU (edges alone take hours before outputs beat a flat grey)."""
+    from skimage.filters import gaussian
+
+    layout = gaussian(rgb.astype(np.float64) / 255.0, sigma=max(1.0, rgb.shape[0] / 32), channel_axis=-1)
+    out = np.round(layout * 255).astype(np.uint8)
+    out[canny_edges(rgb)[..., 0] == 0] = 0
+    return out
+
+
+# name -> structure map (photo crop -> A image). Add a dataset by adding an entry here.
+BUILTIN_DATASETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sketch2photo": colour_sketch,
+    "edges2photo": canny_edges,
+}
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """`cache_dir`, else `$ZOO_CACHE`, else `~/.cache/zoo`."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("ZOO_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "zoo"
+
+
+def builtin_dir(
+    name: str, *, seed: int = 0, size: int = 256, n_train: int = 48, n_val: int = 8,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Where `ensure_builtin` keeps a set (it may not exist yet)."""
+    folder = f"{name}-v{_VERSION}-s{size}-n{n_train}x{n_val}-seed{seed}"
+    return cache_root(cache_dir) / "datasets" / folder
+
+
+def _check_args(name: str, size: int, n_train: int, n_val: int) -> None:
+    if name not in BUILTIN_DATASETS:
+        raise DataError(
+            f"unknown built-in dataset {name!r}: use one of {', '.join(sorted(BUILTIN_DATASETS))}, "
+            f"or pass --data.root to your own dataset folder"
+        )
+    if size < 8:
+        raise DataError(f"built-in image size {size} is too small: use at least 8 (default 256)")
+    if n_train < 1 or n_val < 1:
+        raise DataError(f"n_train ({n_train}) and n_val ({n_val}) must be >= 1")
+
+
+def _is_complete(folder: Path) -> bool:
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all((folder / rel).is_file() for rel in files)
+
+
+def _crop_box(rng: np.random.Generator, w: int, h: int, train: bool) -> tuple[int, int, int, int]:
+    split = int(w * _TRAIN_FRACTION)
+    x_lo, x_hi = (0, split) if train else (split, w)
+    strip = x_hi - x_lo
+    side = int(round(rng.uniform(*_SCALE_RANGE) * min(w, h)))
+    side = max(1, min(side, strip, h))  # a strip narrower than the crop: crop side = strip width
+    x0 = x_lo + int(rng.integers(0, strip - side + 1))
+    y0 = int(rng.integers(0, h - side + 1))
+    return x0, y0, x0 + side, y0 + side
+
+
+def _generate(folder: Path, name: str, seed: int, size: int, n_train: int, n_val: int) -> None:
+    structure = BUILTIN_DATASETS[name]
+    photos = {k: load() for k, load in PHOTOS.items()}
+    names = list(photos)
+    rng = np.random.default_rng(seed)
+    files: dict[str, dict] = {}
+    for split, count in (("train", n_train), ("val", n_val)):
+        (folder / split).mkdir(parents=True)
+        for i in range(count):
+            photo_name = names[i % len(names)]
+            photo = photos[photo_name]
+            h, w = photo.shape[:2]
+            box = _crop_box(rng, w, h, train=split == "train")
+            crop = Image.fromarray(photo).crop(box).resize((size, size), Image.Resampling.LANCZOS)
+            b = np.asarray(crop)
+            a = structure(b)
+            pair = np.concatenate([a, b], axis=1)
+            rel = f"{split}/{i:04d}.png"
+            # PIL writes no timestamps into PNGs, so the bytes depend only on the pixels.
+            Image.fromarray(pair).save(folder / rel, format="PNG", compress_level=6)
+            digest = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+            files[rel] = {
+                "sha256": digest, "photo": photo_name, "photo_size": [w, h], "box": list(box),
+                "train_columns": [0, int(w * _TRAIN_FRACTION)],
+            }
+    manifest = {
+        "name": name, "version": _VERSION, "seed": seed, "size": size,
+        "n_train": n_train, "n_val": n_val, "layout": "aligned", "files": files,
+    }
+    # Written last: its presence marks the folder complete.
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _discard(folder: Path) -> None:
+    """Remove `folder`; renamed away first so no reader ever sees it half-deleted."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.trash-", dir=folder.parent))
+    try:
+        os.rename(folder, trash / "old")
+    except OSError:
+        pass  # already gone (another process discarded or replaced it)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def ensure_builtin(
+    name: str = "sketch2photo", *, seed: int = 0, size: int = 256, n_train: int = 48,
+    n_val: int = 8, cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Return the folder of built-in set `name`, generating it (a few seconds) if not cached.
+
+    The folder is laid out for `layout="aligned"`. Generation is deterministic (same arguments ->
+    byte-identical files) and atomic: files are written into a temporary sibling folder that is
+    renamed into place, so concurrent processes all end with a complete folder.
+    """
+    _check_args(name, size, n_train, n_val)
+    final = builtin_dir(name, seed=seed, size=size, n_train=n_train, n_val=n_val, cache_dir=cache_dir)
+    if _is_complete(final):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        _generate(tmp, name, seed, size, n_train, n_val)
+        for _ in range(2):
+            try:
+                os.rename(tmp, final)
+                return final
+            except OSError:
+                if _is_complete(final):  # another process won the race: use its copy
+                    return final
+                _discard(final)  # a broken leftover (no manifest): replace it
+        raise DataError(
+            f"could not create the built-in dataset folder {final}: check that its parent is "
+            f"writable, or set $ZOO_CACHE to a writable folder"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""`python -m zoo.fit --model <method-or-name> [--data.root DIR] [--trainer.* / --model.* / --data.*]
+[--config cfg.yaml] [--print_config] [--ckpt_path last|PATH]`: train any registered method.
+
+Built on LightningCLI. `--model` takes a method key (`pix2pix`), a registry name (`pix2pix-facades`:
+its hyperparameters and data direction are applied) or a class path. Without `--data.root`, the
+method's built-in dataset and its short demo schedule (`zoo/configs/<method>-demo.yaml`) are used.
+At the end the final weights are written as a `save_pretrained` folder, and its path is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from lightning.pytorch.cli import LightningCLI
+
+from zoo.data import ImageFolderDataModule
+from zoo.errors import ZooError
+from zoo.module import ZooModule
+from zoo.registry import resolve
+
+__all__ = ["main", "ZooCLI", "prepare_argv"]
+
+log = logging.getLogger("zoo.fit")
+CONFIG_DIR = Path(__file__).with_name("configs")
+ROOT_PLACEHOLDER = "{default_root_dir}"
+
+
+def _option(argv: list[str], name: str) -> list[str]:
+    """Values given to `--name` (as `--name V` or `--name=V`)."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith(name + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def _gives_data_root(argv: list[str]) -> bool:
+    """True when the command line or one of its `--config` files chooses the data folder."""
+    if any(a.split("=", 1)[0] in ("--data.root", "--data.init_args.root", "--data") for a in argv):
+        return True
+    for config in _option(argv, "--config"):
+        try:
+            data = (yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # LightningCLI reports unreadable configs itself
+        if isinstance(data, dict) and (data.get("root") or (data.get("init_args") or {}).get("root")):
+            return True
+    return False
+
+
+def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
+    """Resolve `--model <key|name>` through the registry and add the built-in demo config when no data
+    folder is given. Returns the new argv and the method key (None when a class path was given)."""
+    out: list[str] = []
+    method: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--model" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--model="):
+            value, i = arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        if "." in value or value[:1].isupper() or value.endswith((".yaml", ".yml", ".json")):
+            out += ["--model", value]  # a class path, class name or config: LightningCLI's business
+            continue
+        cls, _, entry = resolve(value)  # raises UnknownModelError with the closest names
+        method = cls.method
+        out += ["--model", f"{cls.__module__}.{cls.__qualname__}"]
+        if entry is not None:
+            for key, val in entry.get("hparams", {}).items():
+                out.append(f"--model.init_args.{key}={json.dumps(val)}")
+            direction = (entry.get("dataset") or {}).get("direction")
+            if direction:
+                out.append(f"--data.direction={direction}")
+        demo = CONFIG_DIR / f"{method}-demo.yaml"
+        if demo.exists() and not _gives_data_root(argv):
+            out += ["--config", str(demo)]
+            log.warning("no --data.root given: training on the built-in dataset with the demo schedule %s", demo)
+    return out, method
+
+
+def _wandb_offline_unless_logged_in() -> None:
+    """wandb would prompt for a key on stdin; with none configured, record offline instead."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"):
+        return
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return
+    os.environ["WANDB_MODE"] = "offline"
+    log.warning("wandb: no API key configured, logging offline (sync later with `wandb sync <run dir>`)")
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI with zoo's defaults: checkpoints in `<root>/checkpoints` (best by the method's monitor,
+    and `last`), atomic checkpoint writes, a CSV logger, `--ckpt_path`, and publishing at the end."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="resume from a checkpoint: 'last' (in <default_root_dir>/checkpoints) or a path")
+        parser.add_argument("--pretrained_dir", type=Optional[str], default=None,
+                            help="where to write the save_pretrained folder (default: <default_root_dir>/pretrained)")
+        parser.add_argument("--baseline", type=bool, default=True,
+                            help="validate once before training (not when resuming) so the log shows the start")
+
+    def before_instantiate_classes(self) -> None:
+        trainer = self.config.trainer
+        loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
+        for logger in loggers:
+            init = getattr(logger, "init_args", None)
+            if init is None:
+                continue
+            if isinstance(init.get("save_dir"), str) and ROOT_PLACEHOLDER in init.save_dir:
+                init.save_dir = init.save_dir.replace(ROOT_PLACEHOLDER, str(trainer.default_root_dir))
+            if "wandb" in str(getattr(logger, "class_path", "")).lower():
+                _wandb_offline_unless_logged_in()
+                if init.get("save_dir") in (None, "."):
+                    init.save_dir = str(trainer.default_root_dir)
+
+    def instantiate_trainer(self, **kwargs: Any):
+        model: ZooModule = self.model
+        monitor, mode = getattr(model, "monitor", ("val/L1", "min"))
+        from zoo.training import ZooCheckpoint
+
+        # Two callbacks: since Lightning 2.6 `save_last=True` only refreshes last.ckpt when the monitored
+        # metric improved, and resuming needs the latest state every epoch.
+        extra = [
+            ZooCheckpoint(monitor=monitor, mode=mode, save_top_k=1,
+                          filename="best-epoch{epoch:03d}-step{step:07d}", auto_insert_metric_name=False),
+            ZooCheckpoint(save_top_k=1, filename=ZooCheckpoint.CHECKPOINT_NAME_LAST, enable_version_counter=False),
+        ]
+        if not any(isinstance(c, ZooCheckpoint) for c in self.config.trainer.get("callbacks") or []):
+            kwargs = {**kwargs, "callbacks": list(kwargs.get("callbacks") or []) + extra}
+        return super().instantiate_trainer(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> ZooCLI:
+    """Entry point of `python -m zoo.fit` and `zoo fit`."""
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv, method = prepare_argv(argv)
+    except ZooError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+    root = f"runs/{method or 'model'}"
+    # We pass the rewritten argv as `args`; LightningCLI would warn that sys.argv is set as well.
+    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+    cli = ZooCLI(
+        ZooModule,
+        ImageFolderDataModule,
+        subclass_mode_model=True,
+        run=False,
+        args=argv,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "default_root_dir": root,
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                       "init_args": {"save_dir": ROOT_PLACEHOLDER, "name": "logs"}},
+            "plugins": [{"class_path": "zoo.training.AtomicCheckpointIO"}],
+        },
+        parser_kwargs={"description": __doc__, "default_env": False},
+    )
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    ckpt_path = cli.config.ckpt_path
+    if cli.config.baseline and ckpt_path is None:
+        trainer.validate(model, datamodule=data, verbose=False)
+        start = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    else:
+        start = {}
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    if trainer.is_global_zero and not trainer.interrupted:
+        end = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        model.card.update(metrics=end, metrics_at_start=start, dataset=str(getattr(data, "root", "")),
+                          trained_epochs=trainer.current_epoch)
+        out = Path(cli.config.pretrained_dir or Path(trainer.default_root_dir) / "pretrained")
+        path = model.save_pretrained(out)
+        if start:
+            changes = ", ".join(f"{k} {start[k]:.4f} -> {end[k]:.4f}" for k in sorted(end) if k in start)
+            print(f"validation: {changes}")
+        print(f"saved pretrained weights to {path}\nload them with: zoo.load({str(path)!r})")
+    return cli
+
+
+if __name__ == "__main__":
+    main()

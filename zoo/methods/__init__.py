@@ -1,0 +1,8 @@
+"""One file per method: networks -> losses -> LightningModule -> `@register`.
+
+Importing this package registers every method with `zoo.registry`.
+"""
+
+from zoo.methods.pix2pix import Pix2Pix
+
+__all__ = ["Pix2Pix"]

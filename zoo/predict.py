@@ -1,0 +1,71 @@
+"""`python -m zoo.predict <name-or-dir> <inputs...> --out DIR [--direction a2b] [--device cpu]`:
+run a model's task verb on image files or folders and write PNGs named after the inputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "predict_files"]
+
+
+def _inputs(paths: list[str]) -> list[Path]:
+    from zoo.data import list_images
+    from zoo.errors import DataError
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise DataError(f"{p} contains no images: pass image files or a folder that holds some")
+            files += [Path(f) for f in found]
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder")
+    return files
+
+
+def predict_files(model, inputs: list[str], out: str | Path, *, direction: str | None = None,
+                  eval_mode: bool | None = None) -> list[Path]:
+    """Translate every image in `inputs` (files or folders) into `out`; returns the written paths."""
+    from zoo.imageio import read_image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in _inputs(inputs):
+        result = model.translate(read_image(path), direction=direction, eval_mode=eval_mode)
+        target = out / f"{path.stem}.png"
+        result.save(target)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    parser = argparse.ArgumentParser(prog="python -m zoo.predict", description=__doc__)
+    parser.add_argument("model", help="registry name, save_pretrained folder, hf-hub:org/repo[@rev] or .ckpt")
+    parser.add_argument("inputs", nargs="+", help="image files or folders of images")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--direction", default=None, help="a2b or b2a (default: the model's first)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eval_mode", choices=("true", "false"), default=None,
+                        help="false reproduces the reference test mode (dropout + batch statistics)")
+    args = parser.parse_args(argv)
+    import zoo
+
+    try:
+        model = zoo.load(args.model, device=args.device)
+        mode = None if args.eval_mode is None else args.eval_mode == "true"
+        written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode)
+    except zoo.ZooError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+    print(f"wrote {len(written)} image(s) to {args.out}")
+    return written
+
+
+if __name__ == "__main__":
+    main()

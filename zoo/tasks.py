@@ -1,0 +1,80 @@
+"""Task verbs shared by methods: `translate` for image-to-image translation.
+
+The verb takes any input kind of `zoo.imageio` (PIL, HWC uint8 array, path, BCHW tensor in [0, 1]) at
+any size, pads it to the network's multiple, runs the network in the test-time mode of the I/O
+contract, crops back and returns the input's kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
+
+__all__ = ["TranslationMixin", "inference_mode_of"]
+
+
+@contextlib.contextmanager
+def inference_mode_of(network: nn.Module, eval_mode: bool) -> Iterator[nn.Module]:
+    """Put `network` in the test-time mode, then restore its train/eval flags.
+
+    `eval_mode=False` reproduces references that test in train mode (pix2pix: dropout on, batch
+    statistics in BatchNorm, paper §3.3 / `test.py` without `--eval`), without touching the stored
+    running statistics (momentum 0 while inside)."""
+    flags = {m: m.training for m in network.modules()}
+    momenta: dict[nn.Module, Any] = {}
+    try:
+        if eval_mode:
+            network.eval()
+        else:
+            network.train()
+            for m in network.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                    momenta[m] = m.momentum
+                    m.momentum = 0.0
+        yield network
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        for m, flag in flags.items():
+            m.training = flag
+
+
+class TranslationMixin:
+    """Adds `translate(x, direction=None, *, eval_mode=None)` to a ZooModule that implements
+    `generator(direction) -> nn.Module` (mapping the model's range to itself)."""
+
+    io: dict[str, Any]
+
+    def generator(self, direction: str) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def resolve_direction(self, direction: str | None) -> str:
+        directions = list(self.io["directions"])
+        if direction is None:
+            return directions[0]
+        normalized = {"atob": "a2b", "btoa": "b2a"}.get(direction.lower().replace("_", ""), direction.lower())
+        if normalized not in directions:
+            raise ZooError(
+                f"this model translates {' and '.join(directions)} only, not {direction!r}: "
+                f"pass direction={directions[0]!r} (or load a model trained for {direction!r})"
+            )
+        return normalized
+
+    def translate(self, x: Any, direction: str | None = None, *, eval_mode: bool | None = None) -> Any:
+        """Translate `x` (PIL image, HWC uint8 array, path, or BCHW/CHW tensor in [0, 1], any size) and
+        return the same kind at the same size. `eval_mode=None` follows the model's I/O contract."""
+        network = self.generator(self.resolve_direction(direction))
+        batch, kind = to_batch(x)
+        parameter = next(network.parameters())
+        batch = batch.to(device=parameter.device, dtype=parameter.dtype)
+        padded, size = pad_to_multiple(batch, int(self.io["size_multiple"]))
+        mode = self.io.get("eval_mode", True) if eval_mode is None else eval_mode
+        with torch.inference_mode(), inference_mode_of(network, mode):
+            y = network(to_range(padded, self.io["range"]))
+        return from_batch(from_range(crop_to(y, size), self.io["range"]), kind)
