@@ -142,7 +142,7 @@ def test_wandb_logs_offline_without_an_api_key(tmp_path):
         [sys.executable, "-m", "zoo.fit", "--model", "pix2pix", f"--data.root={data}", *TINY,
          f"--trainer.default_root_dir={tmp_path / 'run'}", "--trainer.max_epochs=1",
          "--trainer.logger=WandbLogger", f"--trainer.logger.init_args.save_dir={wandb_dir}",
-         "--trainer.logger.init_args.project=zoo-test"],
+         "--trainer.logger.init_args.project=zoo-test", "--trainer.log_every_n_steps=1"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -152,3 +152,21 @@ def test_wandb_logs_offline_without_an_api_key(tmp_path):
     for key in (b"val/L1", b"val/PSNR", b"train/loss_G_L1"):
         assert key in records
     assert list((runs[0] / "files" / "media" / "images").rglob("*.png"))  # the A | G(A) | B grids
+
+
+def test_predict_cli_writes_one_png_per_input(tmp_path, capsys):
+    from zoo.predict import main as predict_main
+
+    model = Pix2Pix(netG="unet_128", ngf=8, ndf=8)
+    folder = model.save_pretrained(tmp_path / "w")
+    images = tmp_path / "in"
+    images.mkdir()
+    for i, size in enumerate([(50, 70), (130, 20)]):
+        Image.fromarray(np.full((size[1], size[0], 3), 40 * i, np.uint8)).save(images / f"img{i}.jpg")
+    (images / "notes.txt").write_text("not an image")
+    written = predict_main([str(folder), str(images), "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in written) == ["img0.png", "img1.png"]
+    assert Image.open(tmp_path / "out" / "img1.png").size == (130, 20)
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(["pix2pix-facadez", str(images), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "pix2pix-facades" in capsys.readouterr().err

@@ -187,11 +187,10 @@ def test_overfit_halves_validation_l1(tmp_path):
     root = make_aligned(tmp_path / "d", n_train=2, n_val=2, size=128, same_val=True)
     data = tiny_data(root, load_size=128, crop_size=128, flip=False)
     model = tiny(ngf=16, ndf=8, lr=1e-3, use_dropout=False)
-    trainer = tiny_trainer(tmp_path, max_epochs=40)
-    start = trainer.validate(model, datamodule=data, verbose=False)[0]["val/L1"]
-    trainer = tiny_trainer(tmp_path, max_epochs=40)
+    start = tiny_trainer(tmp_path).validate(model, datamodule=data, verbose=False)[0]["val/L1"]
+    trainer = tiny_trainer(tmp_path, max_epochs=60, limit_val_batches=0)
     trainer.fit(model, datamodule=data)
-    end = trainer.validate(model, datamodule=data, verbose=False)[0]["val/L1"]
+    end = tiny_trainer(tmp_path).validate(model, datamodule=data, verbose=False)[0]["val/L1"]
     assert end < 0.5 * start, (start, end)
 
 

@@ -93,6 +93,11 @@ class ZooModule(L.LightningModule):
         # "method" lets zoo.load() rebuild the right class from a .ckpt without unpickling classes;
         # "rng" makes `--ckpt_path` resumes draw the same dropout masks, crops and flips.
         checkpoint["zoo"] = {"method": self.method, "io": _jsonable(self.io), "rng": capture_rng_state()}
+        # Checkpoints are read back with weights_only=True: hyperparameters must be plain values
+        # (a pathlib.Path root would otherwise make the file unloadable).
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = _jsonable(dict(checkpoint[key]))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         zoo_meta = checkpoint.get("zoo") or {}

@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state"]
+__all__ = ["AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -93,3 +93,11 @@ def _to_lists(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_to_lists(v) for v in value]
     return value
+
+
+def set_epoch_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: int) -> None:
+    """Put a LambdaLR at `epoch` (0-based): lr = base_lr * lambda(epoch), a function of the epoch alone."""
+    scheduler.last_epoch = epoch
+    for group, base_lr, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base_lr * factor(epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]

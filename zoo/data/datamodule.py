@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.builtin import BUILTIN_DATASETS, ensure_builtin
 from zoo.data.folders import AlignedDataset, PairedDataset, UnpairedDataset
+from zoo.data.sampling import EpochSampler
 from zoo.data.layouts import LAYOUTS, LayoutFiles, SplitFiles, collect_files, detect_layout
 from zoo.data.transforms import PREPROCESS_MODES, PairedTransform
 from zoo.errors import DataError
@@ -136,13 +137,13 @@ class ImageFolderDataModule(L.LightningDataModule):
             return
         if self._root_arg is None:
             root = ensure_builtin(self.builtin, seed=self.seed, size=self._builtin_size())
-            log.info("zoo.data: no root given: using the built-in '%s' set at %s", self.builtin, root)
+            log.info("no root given: using the built-in '%s' set at %s", self.builtin, root)
             layout = "aligned"
         else:
             root = Path(self._root_arg).expanduser().resolve()
             if self.layout_arg == "auto":
                 layout, why = detect_layout(root)
-                log.info("zoo.data: %s: %s", root, why)
+                log.info("%s: %s", root, why)
             else:
                 if not root.is_dir():
                     raise DataError(
@@ -150,7 +151,7 @@ class ImageFolderDataModule(L.LightningDataModule):
                         f"to a folder (or leave it out to use the built-in dataset)"
                     )
                 layout = self.layout_arg
-                log.info("zoo.data: %s: layout '%s' (set by layout=)", root, layout)
+                log.info("%s: layout '%s' (set by layout=)", root, layout)
         self._root, self._layout = root, layout
 
     # ----------------------------------------------------------------------------- Lightning hooks
@@ -168,7 +169,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.val_dataset = self._dataset(files.val, train=False)
         self.test_dataset = self._dataset(files.test, train=False) if files.test else None
         log.info(
-            "zoo.data: %d train items (%s), %d val items (%s), %s",
+            "%d train items (%s), %d val items (%s), %s",
             len(self.train_dataset), files.train.source, len(self.val_dataset), files.val.source,
             f"{len(self.test_dataset)} test items ({files.test.source})" if files.test else "no test split",
         )
@@ -186,10 +187,15 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         assert dataset is not None
+        # Training order and augmentations come from (seed, epoch) alone: see zoo.data.sampling.
+        sampler = EpochSampler(len(dataset), seed=self.seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            # Its own generator: creating an iterator must not draw from the global RNG, whose
+            # stream (dropout) is restored on resume at a point Lightning's iterator set-up precedes.
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=False,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from zoo.errors import DataError, ImageReadError
 from zoo.imageio import IMAGE_EXTENSIONS, is_image_file, read_image
+from zoo.data.sampling import item_generator
 
 __all__ = [
     "list_images",
@@ -183,9 +184,10 @@ class AlignedDataset(_FolderDataset):
         path = self.files[index]
         return split_aligned(read_image(path), path), (path, path)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, generator = item_generator(item)
         (a, b), (pa, pb) = self._read_with_skip(index)
-        ta, tb = self.transform(a, b)
+        ta, tb = self.transform(a, b, generator=generator)
         return self._sample(ta, tb, pa, pb)
 
 
@@ -212,17 +214,18 @@ class PairedDataset(_FolderDataset):
         pa, pb = self.a_files[index], self.b_files[index]
         return (read_image(pa), read_image(pb)), (pa, pb)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, generator = item_generator(item)
         (a, b), (pa, pb) = self._read_with_skip(index)
-        ta, tb = self.transform(a, b)
+        ta, tb = self.transform(a, b, generator=generator)
         return self._sample(ta, tb, pa, pb)
 
 
 class UnpairedDataset(Dataset):
     """Two unrelated domains (CycleGAN 'unaligned'). Length = max(len(A), len(B)).
 
-    Item i is A[i % len(A)] with, when `random_b`, a random B drawn with `torch.randint` (so
-    `lightning.seed_everything` makes it reproducible), else B[i % len(B)]. A and B get independent
+    Item i is A[i % len(A)] with, when `random_b`, a random B drawn from the item's generator (see
+    `zoo.data.sampling`; the global RNG for plain indices), else B[i % len(B)]. A and B get independent
     transforms.
     """
 
@@ -240,15 +243,16 @@ class UnpairedDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.a_files), len(self.b_files))
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, generator = item_generator(item)
         img_a, pa = self.a.read(index % len(self.a_files))
         if self.random_b:
-            j = int(torch.randint(len(self.b_files), (1,)).item())
+            j = int(torch.randint(len(self.b_files), (1,), generator=generator).item())
         else:
             j = index % len(self.b_files)
         img_b, pb = self.b.read(j)
-        (ta,) = self.transform(img_a)
-        (tb,) = self.transform(img_b)
+        (ta,) = self.transform(img_a, generator=generator)
+        (tb,) = self.transform(img_b, generator=generator)
         if self.swap:
             ta, tb, pa, pb = tb, ta, pb, pa
         return {"A": ta, "B": tb, "A_path": str(pa), "B_path": str(pb)}

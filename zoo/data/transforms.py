@@ -1,8 +1,8 @@
 """Paired-safe transforms: the random resize/crop/flip parameters are sampled ONCE per call and
 applied to every image passed in, so A and B of a pair stay pixel-aligned.
 
-Randomness comes from `torch.randint` / `torch.rand`, so `lightning.seed_everything` (and the
-per-worker seeding of DataLoader workers) makes it reproducible.
+Randomness comes from the `generator` passed in (training items get one per item from
+`zoo.data.sampling.EpochSampler`), or from the global torch RNG when none is given.
 """
 
 from __future__ import annotations
@@ -80,14 +80,14 @@ class PairedTransform:
         self.preprocess, self.flip, self.train = preprocess, bool(flip), bool(train)
         self.pixel_range = (float(pixel_range[0]), float(pixel_range[1]))
 
-    def sample_params(self, size: tuple[int, int]) -> CropParams:
-        """Draw the geometry for an image of `size` (W, H)."""
+    def sample_params(self, size: tuple[int, int], generator: torch.Generator | None = None) -> CropParams:
+        """Draw the geometry for an image of `size` (W, H) from `generator` (the global RNG if None)."""
         w, h = size
         c = self.crop_size
         if self.preprocess == "none":
-            return CropParams(_mult4(w, h), None, self.train and self.flip and _coin())
+            return CropParams(_mult4(w, h), None, self.train and self.flip and _coin(generator))
         if not self.train or self.preprocess == "resize":
-            return CropParams((c, c), None, self.train and self.flip and _coin())
+            return CropParams((c, c), None, self.train and self.flip and _coin(generator))
         if self.preprocess == "resize_and_crop":
             resize: tuple[int, int] | None = (self.load_size, self.load_size)
             rw, rh = resize
@@ -95,9 +95,9 @@ class PairedTransform:
             scale = max(1.0, c / min(w, h))
             rw, rh = max(c, round(w * scale)), max(c, round(h * scale))
             resize = None if (rw, rh) == (w, h) else (rw, rh)
-        x = int(torch.randint(0, rw - c + 1, (1,)).item())
-        y = int(torch.randint(0, rh - c + 1, (1,)).item())
-        return CropParams(resize, (x, y, x + c, y + c), self.flip and _coin())
+        x = int(torch.randint(0, rw - c + 1, (1,), generator=generator).item())
+        y = int(torch.randint(0, rh - c + 1, (1,), generator=generator).item())
+        return CropParams(resize, (x, y, x + c, y + c), self.flip and _coin(generator))
 
     def apply(self, img: Image.Image, p: CropParams) -> torch.Tensor:
         """Apply fixed geometry `p` to one image and return a CHW tensor in `pixel_range`."""
@@ -109,17 +109,17 @@ class PairedTransform:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_range(pil_to_tensor(img), self.pixel_range)
 
-    def __call__(self, *images: Image.Image) -> tuple[torch.Tensor, ...]:
+    def __call__(self, *images: Image.Image, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         if not images:
             raise DataError("PairedTransform needs at least one image")
         first = images[0]
-        params = self.sample_params(first.size)
+        params = self.sample_params(first.size, generator)
         same = [im if im.size == first.size else im.resize(first.size, _BICUBIC) for im in images]
         return tuple(self.apply(im, params) for im in same)
 
 
-def _coin() -> bool:
-    return bool(torch.rand(1).item() < 0.5)
+def _coin(generator: torch.Generator | None = None) -> bool:
+    return bool(torch.rand(1, generator=generator).item() < 0.5)
 
 
 def _mult4(w: int, h: int) -> tuple[int, int]:

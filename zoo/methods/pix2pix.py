@@ -25,6 +25,7 @@ from zoo.module import ZooModule
 from zoo.nn import PatchDiscriminator, UnetGenerator, init_normal
 from zoo.registry import register
 from zoo.tasks import TranslationMixin, inference_mode_of
+from zoo.training import set_epoch_lr
 from zoo.visual import image_grid, log_image_grid
 
 __all__ = ["Pix2Pix", "linear_decay"]
@@ -174,10 +175,11 @@ class Pix2Pix(TranslationMixin, ZooModule):
 
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, batch_size=len(batch["A"]))
 
-    def on_train_epoch_end(self) -> None:
-        # The reference updates the learning rate once per epoch, never per iteration.
+    def on_train_epoch_start(self) -> None:
+        # The reference changes the learning rate once per epoch, never per iteration. Setting it from
+        # the epoch number, not by counting steps, keeps it right after resuming from any checkpoint.
         for scheduler in self.lr_schedulers():
-            scheduler.step()
+            set_epoch_lr(scheduler, self.current_epoch)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -1,0 +1,49 @@
+"""Training order and augmentation randomness as a pure function of (global seed, data seed, epoch).
+
+`EpochSampler` yields `(index, sample_seed)` pairs; datasets draw every random choice of that item
+(crop, flip, the unpaired B) from a generator seeded with `sample_seed`. Nothing then depends on
+the global RNG's position, on the number of workers or on when Lightning creates the iterator, so a
+run resumed from an epoch-end checkpoint sees exactly the samples an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["EpochSampler", "item_generator"]
+
+_MIX = 0x9E3779B97F4A7C15  # odd constant: spreads (seed, epoch) pairs over the generator's seed space
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Shuffles `n` items each epoch. The base seed is `torch.initial_seed()` at construction (what
+    `seed_everything` set) mixed with `seed`, so `--seed_everything` and `--data.seed` both change it.
+    Lightning calls `set_epoch` at the start of every training epoch."""
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True) -> None:
+        self.n, self.shuffle = int(n), bool(shuffle)
+        self.base_seed = (torch.initial_seed() * 1_000_003 + int(seed)) % (2**62)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed((self.base_seed + self.epoch * _MIX) % (2**62))
+        order = torch.randperm(self.n, generator=generator) if self.shuffle else torch.arange(self.n)
+        seeds = torch.randint(0, 2**62, (self.n,), generator=generator)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+
+def item_generator(item: int | tuple[int, int]) -> tuple[int, torch.Generator | None]:
+    """`(index, generator)` for a dataset item: plain indices (validation, test) draw nothing random."""
+    if isinstance(item, (tuple, list)):
+        index, seed = item
+        return int(index), torch.Generator().manual_seed(int(seed))
+    return int(item), None
