@@ -675,7 +675,12 @@ def _load_registry(name: str, *, revision: str | None, device: Any, strict: bool
 
     how = []
     for spec in files.values():
-        how.append(f"download {spec['url']} to {official_cache_path(spec)} (zoo.load({key!r}) then converts and caches it)")
+        if registry.get_converter(spec["converter"]) is None:
+            how.append(f"download {spec['url']} to {official_cache_path(spec)}, once a {spec['converter']!r} "
+                       f"converter exists (this zoo version has none: the file cannot be read yet)")
+        else:
+            how.append(f"download {spec['url']} to {official_cache_path(spec)} "
+                       f"(zoo.load({key!r}) then converts and caches it)")
     how.append("zoo.load('<a folder written by model.save_pretrained>')")
     how.append(f"train one: python -m zoo.fit --model {entry['method']}")
     raise WeightsNotFoundError(
@@ -712,6 +717,11 @@ def _official(key: str, entry: Mapping[str, Any], files: Mapping[str | None, Map
     for direction, spec in files.items():
         path = official_cache_path(spec)
         label = f"official file{f' ({direction})' if direction else ''} {spec['url']} -> {path}"
+        if not path.is_file() and registry.get_converter(spec["converter"]) is None:
+            # No point downloading what this version cannot convert.
+            tried.append(f"{label}: not present, and no {spec['converter']!r} converter is registered to read it")
+            ok = False
+            continue
         if not path.is_file():
             if is_offline():
                 tried.append(f"{label}: not present, and offline mode (HF_HUB_OFFLINE / ZOO_OFFLINE) forbids downloading")

@@ -164,25 +164,19 @@ class _FolderDataset(Dataset):
         return {"A": a, "B": b, "A_path": str(a_path), "B_path": str(b_path)}
 
 
-class AlignedDataset(_FolderDataset):
-    """A|B side-by-side images (pix2pix 'aligned'); both halves get the same transform."""
+class _PairDataset(_FolderDataset):
+    """Items made of an A and a B image that get the same transform (same crop and flip)."""
 
-    def __init__(
-        self, files: Sequence[Path], transform: Callable, skip_bad: bool = False, swap: bool = False
-    ) -> None:
+    def __init__(self, n: int, transform: Callable, skip_bad: bool, swap: bool) -> None:
         super().__init__(skip_bad, swap)
-        self.files = list(files)
+        self._n = n
         self.transform = transform
 
     def __len__(self) -> int:
-        return len(self.files)
+        return self._n
 
     def _num_items(self) -> int:
-        return len(self.files)
-
-    def _read_item(self, index: int):
-        path = self.files[index]
-        return split_aligned(read_image(path), path), (path, path)
+        return self._n
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         index, generator = item_generator(item)
@@ -191,34 +185,35 @@ class AlignedDataset(_FolderDataset):
         return self._sample(ta, tb, pa, pb)
 
 
-class PairedDataset(_FolderDataset):
+class AlignedDataset(_PairDataset):
+    """A|B side-by-side images (pix2pix 'aligned'); both halves get the same transform."""
+
+    def __init__(
+        self, files: Sequence[Path], transform: Callable, skip_bad: bool = False, swap: bool = False
+    ) -> None:
+        self.files = list(files)
+        super().__init__(len(self.files), transform, skip_bad, swap)
+
+    def _read_item(self, index: int):
+        path = self.files[index]
+        return split_aligned(read_image(path), path), (path, path)
+
+
+class PairedDataset(_PairDataset):
     """A/ and B/ folders matched by stem; both images get the same transform."""
 
     def __init__(
         self, a_files: Sequence[Path], b_files: Sequence[Path], transform: Callable,
         skip_bad: bool = False, swap: bool = False,
     ) -> None:
-        super().__init__(skip_bad, swap)
         if len(a_files) != len(b_files):
             raise DataError(f"paired lists differ in length ({len(a_files)} vs {len(b_files)})")
         self.a_files, self.b_files = list(a_files), list(b_files)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.a_files)
-
-    def _num_items(self) -> int:
-        return len(self.a_files)
+        super().__init__(len(self.a_files), transform, skip_bad, swap)
 
     def _read_item(self, index: int):
         pa, pb = self.a_files[index], self.b_files[index]
         return (read_image(pa), read_image(pb)), (pa, pb)
-
-    def __getitem__(self, item: int | tuple[int, int]) -> dict:
-        index, generator = item_generator(item)
-        (a, b), (pa, pb) = self._read_with_skip(index)
-        ta, tb = self.transform(a, b, generator=generator)
-        return self._sample(ta, tb, pa, pb)
 
 
 class UnpairedDataset(Dataset):
