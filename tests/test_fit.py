@@ -170,3 +170,19 @@ def test_predict_cli_writes_one_png_per_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         predict_main(["pix2pix-facadez", str(images), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "pix2pix-facades" in capsys.readouterr().err
+
+
+def test_user_callbacks_are_kept_and_own_checkpointing_wins(tmp_path):
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    data = make_aligned(tmp_path / "data", n_train=1, n_val=1, size=128)
+    common = ["--model", "pix2pix", f"--data.root={data}", *TINY, "--trainer.max_epochs=1", "--baseline=false",
+              f"--pretrained_dir={tmp_path / 'w'}"]
+    cli = fit_main([*common, f"--trainer.default_root_dir={tmp_path / 'a'}",
+                    "--trainer.callbacks+=LearningRateMonitor"])
+    kinds = [type(c) for c in cli.trainer.callbacks]
+    assert LearningRateMonitor in kinds and kinds.count(ZooCheckpoint) == 2
+    cli = fit_main([*common, f"--trainer.default_root_dir={tmp_path / 'b'}",
+                    "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_last=true"])
+    checkpoints = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert len(checkpoints) == 1 and not isinstance(checkpoints[0], ZooCheckpoint)

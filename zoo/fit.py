@@ -129,21 +129,24 @@ class ZooCLI(LightningCLI):
                 if init.get("save_dir") in (None, "."):
                     init.save_dir = str(trainer.default_root_dir)
 
-    def instantiate_trainer(self, **kwargs: Any):
-        model: ZooModule = self.model
-        monitor, mode = getattr(model, "monitor", ("val/L1", "min"))
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
         from zoo.training import ZooCheckpoint
 
-        # Two callbacks: since Lightning 2.6 `save_last=True` only refreshes last.ckpt when the monitored
-        # metric improved, and resuming needs the latest state every epoch.
-        extra = [
-            ZooCheckpoint(monitor=monitor, mode=mode, save_top_k=1,
-                          filename="best-epoch{epoch:03d}-step{step:07d}", auto_insert_metric_name=False),
-            ZooCheckpoint(save_top_k=1, filename=ZooCheckpoint.CHECKPOINT_NAME_LAST, enable_version_counter=False),
-        ]
-        if not any(isinstance(c, ZooCheckpoint) for c in self.config.trainer.get("callbacks") or []):
-            kwargs = {**kwargs, "callbacks": list(kwargs.get("callbacks") or []) + extra}
-        return super().instantiate_trainer(**kwargs)
+        configured = config.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        if not any(isinstance(c, ModelCheckpoint) for c in configured):  # the user's own take precedence
+            monitor, mode = self.model.monitor
+            # Two callbacks: since Lightning 2.6 `save_last=True` only refreshes last.ckpt when the monitored
+            # metric improved, and resuming needs the latest state every epoch.
+            callbacks = [
+                *callbacks,
+                ZooCheckpoint(monitor=monitor, mode=mode, save_top_k=1,
+                              filename="best-epoch{epoch:03d}-step{step:07d}", auto_insert_metric_name=False),
+                ZooCheckpoint(save_top_k=1, filename=ZooCheckpoint.CHECKPOINT_NAME_LAST, enable_version_counter=False),
+            ]
+        return super()._instantiate_trainer(config, callbacks)
 
 
 def main(argv: list[str] | None = None) -> ZooCLI:

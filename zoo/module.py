@@ -40,6 +40,8 @@ class ZooModule(L.LightningModule):
     task: ClassVar[str] = ""
     default_io: ClassVar[dict[str, Any]] = DEFAULT_IO
     inference_modules: ClassVar[tuple[str, ...]] = ()
+    #: The validation metric that picks the `best` checkpoint in `zoo.fit`, and its direction.
+    monitor: ClassVar[tuple[str, str]] = ("val/L1", "min")
 
     def __init__(self) -> None:
         super().__init__()
