@@ -577,6 +577,27 @@ def test_epoch_sampler_is_a_function_of_seed_and_epoch():
     assert [i for i, _ in EpochSampler(5, shuffle=False)] == [0, 1, 2, 3, 4]
 
 
+def test_epoch_sampler_splits_across_ranks_with_the_same_item_seeds():
+    from torch.utils.data import DistributedSampler
+
+    from zoo.data.sampling import EpochSampler
+
+    def ranks(world: int, n: int = 7) -> list[list]:
+        out = []
+        for rank in range(world):
+            torch.manual_seed(0)
+            sampler = EpochSampler(n, num_replicas=world, rank=rank)
+            sampler.set_epoch(3)
+            out.append(list(sampler))
+        return out
+
+    single = ranks(1)[0]
+    r0, r1 = ranks(2)
+    assert len(r0) == len(r1) == 4  # 7 items padded to 8, as DistributedSampler pads
+    assert set(r0 + r1) == set(single)  # every (item, seed) of the single-process epoch, nothing else
+    assert isinstance(EpochSampler(3), DistributedSampler)  # so Lightning calls set_epoch and does not wrap it
+
+
 def test_training_items_are_reproducible_from_their_seed(tmp_path):
     noise = np.random.default_rng(0).integers(0, 256, (40, 80, 3), dtype=np.uint8)
     (tmp_path / "train").mkdir()

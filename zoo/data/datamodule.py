@@ -188,7 +188,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         assert dataset is not None
         # Training order and augmentations come from (seed, epoch) alone: see zoo.data.sampling.
-        sampler = EpochSampler(len(dataset), seed=self.seed) if shuffle else None
+        sampler = EpochSampler(len(dataset), seed=self.seed, **self._replicas()) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -201,6 +201,13 @@ class ImageFolderDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
+
+    def _replicas(self) -> dict[str, int]:
+        """This process's share of the training set under DDP (Lightning leaves our sampler alone)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {"num_replicas": 1, "rank": 0}
+        return {"num_replicas": int(trainer.world_size), "rank": int(trainer.global_rank)}
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
