@@ -249,8 +249,9 @@ def test_train_a_b_paired_autodetect(tmp_path, caplog):
         for i in range(n):
             _solid(root / f"{split}A" / f"{i}.png", RED)
             _solid(root / f"{split}B" / f"{i}.jpg", BLUE)
-    dm = ImageFolderDataModule(root, **SMALL)
-    dm.setup()
+    with pytest.warns(UserWarning, match="pass layout='unpaired' if the two domains are unrelated"):
+        dm = ImageFolderDataModule(root, **SMALL)
+        dm.setup()
     assert dm.layout == "paired"
     assert "has a counterpart" in caplog.text and "layout 'paired'" in caplog.text
     assert len(dm.train_dataset) == 3 and len(dm.test_dataset) == 2

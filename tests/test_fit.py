@@ -99,8 +99,11 @@ def test_registry_name_brings_its_hparams_and_direction(tmp_path, capsys):
     assert "direction: BtoA" in facades
     maps = print_config(["--model=pix2pix-maps", f"--data.root={tmp_path}", "--model.init_args.lambda_L1=10"], capsys)
     assert "- a2b\n" in maps and "- b2a\n" in maps and "lambda_L1: 10.0" in maps
+    # flags before --model still override what zoo adds (demo schedule, the entry's data direction)
+    before = print_config(["--trainer.max_epochs=9", "--data.direction=AtoB", "--model", "pix2pix-facades"], capsys)
+    assert "max_epochs: 9" in before and "direction: AtoB" in before and "n_epochs: 2" in before
     argv, method = prepare_argv(["--model", "pix2pix", "--trainer.max_epochs=3"])
-    assert method == "pix2pix" and argv[:2] == ["--model", "zoo.methods.pix2pix.Pix2Pix"]
+    assert method == "pix2pix" and argv[-3:-1] == ["--model", "zoo.methods.pix2pix.Pix2Pix"]
 
 
 def _train(root: Path, data_root: Path, max_epochs: int, ckpt_path: str | None = None) -> Pix2Pix:
@@ -186,3 +189,23 @@ def test_user_callbacks_are_kept_and_own_checkpointing_wins(tmp_path):
                     "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_last=true"])
     checkpoints = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
     assert len(checkpoints) == 1 and not isinstance(checkpoints[0], ZooCheckpoint)
+
+
+def test_predict_keeps_subfolders_and_refuses_clashes(tmp_path, capsys):
+    from zoo.predict import main as predict_main
+
+    folder = Pix2Pix(netG="unet_128", ngf=8, ndf=8).save_pretrained(tmp_path / "w")
+    images = tmp_path / "in"
+    (images / "sub").mkdir(parents=True)
+    for name in ("x.png", "sub/x.png"):
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / name)
+    written = predict_main([str(folder), str(images), "--out", str(tmp_path / "out")])
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in written) == ["sub/x.png", "x.png"]
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "x.jpg")
+    with pytest.raises(SystemExit):
+        predict_main([str(folder), str(images), "--out", str(tmp_path / "out2")])
+    assert "would both be written as x.png" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()  # refused before writing anything
+    with pytest.raises(SystemExit):
+        predict_main([str(folder), str(images / "sub"), "--out", str(tmp_path / "o"), "--device", "nonsense"])
+    assert "not a device name" in capsys.readouterr().err

@@ -504,3 +504,29 @@ def test_atomic_save_survives_a_crash(tmp_path, monkeypatch):
     assert _same_state(zoo.load(target), new)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     shutil.rmtree(target)
+
+
+def test_save_pretrained_refuses_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("keep me")
+    for target in (".", str(tmp_path.parent)):
+        with pytest.raises(ZooError, match="dedicated folder"):
+            _model(seed=1).save_pretrained(target)
+    assert (tmp_path / "notes.txt").read_text() == "keep me" and Path.cwd() == tmp_path
+
+
+def test_atomic_file_keeps_the_old_file_on_error_and_normal_permissions(tmp_path):
+    from zoo.fsutil import atomic_file
+
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as handle:
+            handle.write(b"half")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+    with atomic_file(target) as handle:
+        handle.write(b"new")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.read_bytes() == b"new" and (target.stat().st_mode & 0o777) == (0o666 & ~mask)

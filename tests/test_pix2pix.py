@@ -73,6 +73,11 @@ def test_init_is_normal_0_02():
     assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
     bn_weights = torch.cat([m.weight for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)])
     assert abs(bn_weights.mean().item() - 1.0) < 0.01
+    D = Pix2Pix().D["a2b"]
+    d_weights = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert abs(d_weights.std().item() - 0.02) < 0.002
+    biases = [m.bias for m in list(G.modules()) + list(D.modules()) if getattr(m, "bias", None) is not None]
+    assert biases and all(torch.count_nonzero(b) == 0 for b in biases)  # conv and norm biases start at 0
 
 
 def _functional_unet(sd: dict, x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -149,8 +154,8 @@ def test_schedule_steps_per_epoch_not_per_iteration(tmp_path):
     for epoch, lr in seen:
         lrs.setdefault(epoch, set()).add(lr)
     assert all(len(v) == 1 for v in lrs.values())  # constant within an epoch
-    expected = [2e-4 * linear_decay(1, 2)(e) for e in range(3)]
-    assert [lrs[e].pop() for e in range(3)] == pytest.approx(expected)
+    # n_epochs=1 at the full rate, then n_epochs_decay=2 decaying towards zero in thirds
+    assert [lrs[e].pop() for e in range(3)] == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 * 1 / 3])
 
 
 def test_each_update_reaches_only_its_network(tmp_path, monkeypatch):
@@ -223,6 +228,10 @@ def test_translate_any_size_and_input_kind():
     assert np.abs(np.asarray(model.translate(Image.fromarray(array))) - (via_tensor[0].permute(1, 2, 0).numpy() * 255)).max() <= 1
     with pytest.raises(zoo.ZooError, match="a2b"):
         model.translate(array, direction="b2a")
+    with pytest.raises(zoo.ZooError, match="string"):
+        model.translate(array, direction=1)
+    with pytest.raises(zoo.ZooError, match="RGB"):
+        tiny(input_nc=1)
 
 
 def test_reference_test_mode_uses_dropout_and_batch_stats_without_changing_weights():
@@ -236,7 +245,7 @@ def test_reference_test_mode_uses_dropout_and_batch_stats_without_changing_weigh
     b = model.translate(x, eval_mode=False)
     assert not torch.equal(a, b)  # dropout on at test time (the paper's noise)
     assert not torch.equal(a, model.translate(x))
-    assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items() if "num_batches" not in k)
+    assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())  # incl. num_batches_tracked
     assert model.training  # a fresh module is in train mode, and translate() gave that back
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from lightning.pytorch import Callback
 from lightning.pytorch.cli import LightningCLI
 
 from zoo.data import ImageFolderDataModule
@@ -25,7 +26,7 @@ from zoo.errors import ZooError
 from zoo.module import ZooModule
 from zoo.registry import resolve
 
-__all__ = ["main", "ZooCLI", "prepare_argv"]
+__all__ = ["main", "ZooCLI", "ValidationRecord", "prepare_argv"]
 
 log = logging.getLogger("zoo.fit")
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -59,8 +60,13 @@ def _gives_data_root(argv: list[str]) -> bool:
 
 def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
     """Resolve `--model <key|name>` through the registry and add the built-in demo config when no data
-    folder is given. Returns the new argv and the method key (None when a class path was given)."""
+    folder is given. Returns the new argv and the method key (None when a class path was given).
+
+    What zoo adds (the demo config, a registry entry's data direction) goes first, so that every flag
+    and config the user gives, before or after `--model`, overrides it; the entry's hyperparameters
+    follow `--model` (they need its class) and precede the user's later `--model.*` flags."""
     out: list[str] = []
+    defaults: list[str] = []
     method: str | None = None
     i = 0
     while i < len(argv):
@@ -84,12 +90,12 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
                 out.append(f"--model.init_args.{key}={json.dumps(val)}")
             direction = (entry.get("dataset") or {}).get("direction")
             if direction:
-                out.append(f"--data.direction={direction}")
+                defaults.append(f"--data.direction={direction}")
         demo = CONFIG_DIR / f"{method}-demo.yaml"
         if demo.exists() and not _gives_data_root(argv):
-            out += ["--config", str(demo)]
+            defaults = ["--config", str(demo), *defaults]
             log.warning("no --data.root given: training on the built-in dataset with the demo schedule %s", demo)
-    return out, method
+    return defaults + out, method
 
 
 def _wandb_offline_unless_logged_in() -> None:
@@ -103,9 +109,22 @@ def _wandb_offline_unless_logged_in() -> None:
     log.warning("wandb: no API key configured, logging offline (sync later with `wandb sync <run dir>`)")
 
 
+class ValidationRecord(Callback):
+    """The validation metrics of the last validation run *during fit* (not the baseline, not sanity)."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with zoo's defaults: checkpoints in `<root>/checkpoints` (best by the method's monitor,
     and `last`), atomic checkpoint writes, a CSV logger, `--ckpt_path`, and publishing at the end."""
+
+    validation_record: ValidationRecord
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--ckpt_path", type=Optional[str], default=None,
@@ -130,10 +149,12 @@ class ZooCLI(LightningCLI):
                     init.save_dir = str(trainer.default_root_dir)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+        self.validation_record = ValidationRecord()
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         from zoo.training import ZooCheckpoint
 
+        callbacks = [*callbacks, self.validation_record]
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
         if not any(isinstance(c, ModelCheckpoint) for c in configured):  # the user's own take precedence
@@ -186,14 +207,16 @@ def main(argv: list[str] | None = None) -> ZooCLI:
         start = {}
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     if trainer.is_global_zero and not trainer.interrupted:
-        end = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        model.card.update(metrics=end, metrics_at_start=start, dataset=str(getattr(data, "root", "")),
+        end = cli.validation_record.metrics
+        model.card.update(metrics=end, metrics_at_start=start, dataset=data.dataset_name,
                           trained_epochs=trainer.current_epoch)
         out = Path(cli.config.pretrained_dir or Path(trainer.default_root_dir) / "pretrained")
         path = model.save_pretrained(out)
-        if start:
+        if start and end:
             changes = ", ".join(f"{k} {start[k]:.4f} -> {end[k]:.4f}" for k in sorted(end) if k in start)
             print(f"validation: {changes}")
+        elif not end:
+            print("validation: none ran during training (see --trainer.limit_val_batches / check_val_every_n_epoch)")
         print(f"saved pretrained weights to {path}\nload them with: zoo.load({str(path)!r})")
     return cli
 

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from zoo import registry
+from zoo.fsutil import atomic_file, fsync_dir
 from zoo.errors import CheckpointError, UnknownModelError, WeightsNotFoundError, ZooError
 from zoo.module import ZooModule
 
@@ -136,19 +137,6 @@ def weights_available(name: str, entry: Mapping[str, Any]) -> dict[str, bool]:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------------------ save_pretrained
@@ -274,14 +262,19 @@ def _model_card(model: ZooModule, config: dict[str, Any], weights_sha256: str, c
 def save_pretrained(model: ZooModule, directory: str | os.PathLike[str], **card: Any) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` into `directory`, atomically.
 
-    The files are written and fsynced in a temporary sibling folder that is then swapped into place, so a
-    crash leaves either the previous folder or the new one complete. Files already in `directory` other
+    The files are written and fsynced in a temporary sibling folder that is then swapped into place by
+    two renames, so a crash leaves a complete folder: the previous one, the new one, or (if killed
+    between the two renames) the previous one under ``.<name>.old-*`` beside it. Files already in `directory` other
     than these three are carried over. `card` adds model-card fields (name, dataset, license, paper,
     metrics, description, repo_id) over ``model.card``. Returns the folder.
     """
     target = Path(directory).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise ZooError(f"{target} exists and is not a folder; save_pretrained writes a folder.")
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        # The folder is swapped out as a whole: that would pull the working directory from under us.
+        raise ZooError(f"{target} is the current folder (or holds it): save into a dedicated folder, e.g. "
+                       f"save_pretrained('{target / 'my-model'}')")
     target.parent.mkdir(parents=True, exist_ok=True)
 
     state = _safetensors_state(model)
@@ -304,15 +297,15 @@ def save_pretrained(model: ZooModule, directory: str | os.PathLike[str], **card:
             _carry_over(target, tmp)
         for f in _FILES:
             _fsync_file(tmp / f)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if target.is_dir():
             os.rename(target, old)
             os.rename(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not target.exists():  # crashed between the two renames: put the old one back
@@ -692,22 +685,13 @@ def _load_registry(name: str, *, revision: str | None, device: Any, strict: bool
 
 
 def _download(url: str, dest: Path, sha256: str | None) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (http(s) only)
-            while block := resp.read(1 << 20):
-                out.write(block)
-                h.update(block)
-            out.flush()
-            os.fsync(out.fileno())
+    h = hashlib.sha256()
+    with atomic_file(dest) as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (http(s) only)
+        while block := resp.read(1 << 20):
+            out.write(block)
+            h.update(block)
         if sha256 is not None and h.hexdigest() != sha256:
             raise CheckpointError(f"{url} downloaded with sha256 {h.hexdigest()}, expected {sha256}; not kept.")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _official(key: str, entry: Mapping[str, Any], files: Mapping[str | None, Mapping[str, Any]], tried: list[str]) -> ZooModule | None:

@@ -6,39 +6,53 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoo.module import ZooModule
 
 __all__ = ["main", "predict_files"]
 
 
-def _inputs(paths: list[str]) -> list[Path]:
+def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
+    """(image file, output name) pairs. Files in a folder keep their path below it, so `x.png` and
+    `sub/x.png` do not collide; two inputs that would still write the same output are an error."""
     from zoo.data import list_images
     from zoo.errors import DataError
 
-    files: list[Path] = []
+    items: list[tuple[Path, Path]] = []
     for p in map(Path, paths):
         if p.is_dir():
             found = list_images(p)
             if not found:
                 raise DataError(f"{p} contains no images: pass image files or a folder that holds some")
-            files += [Path(f) for f in found]
+            items += [(Path(f), Path(f).relative_to(p).with_suffix(".png")) for f in found]
         elif p.is_file():
-            files.append(p)
+            items.append((p, Path(p.name).with_suffix(".png")))
         else:
             raise DataError(f"{p}: no such file or folder")
-    return files
+    seen: dict[Path, Path] = {}
+    for source, name in items:
+        if name in seen:
+            raise DataError(
+                f"{seen[name]} and {source} would both be written as {name}: rename one, or predict them "
+                f"into different --out folders"
+            )
+        seen[name] = source
+    return items
 
 
-def predict_files(model, inputs: list[str], out: str | Path, *, direction: str | None = None,
+def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, direction: str | None = None,
                   eval_mode: bool | None = None) -> list[Path]:
     """Translate every image in `inputs` (files or folders) into `out`; returns the written paths."""
     from zoo.imageio import read_image
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in _inputs(inputs):
+    for path, name in _inputs(inputs):
         result = model.translate(read_image(path), direction=direction, eval_mode=eval_mode)
-        target = out / f"{path.stem}.png"
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         result.save(target)
         written.append(target)
     return written
@@ -57,6 +71,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     import zoo
 
     try:
+        _check_device(args.device)
         model = zoo.load(args.model, device=args.device)
         mode = None if args.eval_mode is None else args.eval_mode == "true"
         written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode)
@@ -65,6 +80,19 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(2) from error
     print(f"wrote {len(written)} image(s) to {args.out}")
     return written
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    from zoo.errors import ZooError
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ZooError(f"--device {device!r} is not a device name: use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ZooError(f"--device {device!r}: no CUDA GPU is available here; use --device cpu")
 
 
 if __name__ == "__main__":

@@ -24,23 +24,19 @@ def inference_mode_of(network: nn.Module, eval_mode: bool) -> Iterator[nn.Module
     """Put `network` in the test-time mode, then restore its train/eval flags.
 
     `eval_mode=False` reproduces references that test in train mode (pix2pix: dropout on, batch
-    statistics in BatchNorm, paper §3.3 / `test.py` without `--eval`), without touching the stored
-    running statistics (momentum 0 while inside)."""
+    statistics in BatchNorm, paper §3.3 / `test.py` without `--eval`); the stored running statistics
+    are put back afterwards, so inference never changes the weights."""
     flags = {m: m.training for m in network.modules()}
-    momenta: dict[nn.Module, Any] = {}
+    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in ([] if eval_mode else norms)]
     try:
-        if eval_mode:
-            network.eval()
-        else:
-            network.train()
-            for m in network.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-                    momenta[m] = m.momentum
-                    m.momentum = 0.0
+        network.train(not eval_mode)
         yield network
     finally:
-        for m, momentum in momenta.items():
-            m.momentum = momentum
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for name, value in buffers.items():
+                    getattr(m, name).copy_(value)
         for m, flag in flags.items():
             m.training = flag
 
@@ -58,6 +54,8 @@ class TranslationMixin:
         directions = list(self.io["directions"])
         if direction is None:
             return directions[0]
+        if not isinstance(direction, str):
+            raise ZooError(f"direction must be one of {directions} (a string), got {direction!r}")
         normalized = {"atob": "a2b", "btoa": "b2a"}.get(direction.lower().replace("_", ""), direction.lower())
         if normalized not in directions:
             raise ZooError(

@@ -30,7 +30,7 @@ def log_image_grid(module, key: str, grid: torch.Tensor) -> list[str]:
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
             logger.experiment.add_image(key, grid, global_step=step)
             sent.append(name)
-        elif getattr(logger, "log_dir", None):
+        elif getattr(logger, "log_dir", None) and trainer.is_global_zero:  # one file, not one per DDP rank
             path = Path(logger.log_dir) / "images" / f"{key.replace('/', '_')}_step{step:07d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             save_image(grid, path)

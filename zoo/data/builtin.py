@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from zoo.fsutil import apply_umask
 from zoo.errors import DataError
 
 __all__ = ["BUILTIN_DATASETS", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "canny_edges", "colour_sketch"]
@@ -201,6 +202,7 @@ def ensure_builtin(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         _generate(tmp, name, seed, size, n_train, n_val)
+        apply_umask(tmp)  # mkdtemp made it private; the cache is shared
         for _ in range(2):
             try:
                 os.rename(tmp, final)

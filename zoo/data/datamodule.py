@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -144,6 +145,12 @@ class ImageFolderDataModule(L.LightningDataModule):
             if self.layout_arg == "auto":
                 layout, why = detect_layout(root)
                 log.info("%s: %s", root, why)
+                if layout == "paired" and (root / "trainA").is_dir():
+                    # trainA/trainB usually means unpaired domains; matching names may be a coincidence.
+                    warnings.warn(
+                        f"{root}: trainA/ and trainB/ file names all match, so layout='auto' pairs them "
+                        f"by name; pass layout='unpaired' if the two domains are unrelated", stacklevel=2
+                    )
             else:
                 if not root.is_dir():
                     raise DataError(
@@ -201,6 +208,12 @@ class ImageFolderDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
+
+    @property
+    def dataset_name(self) -> str:
+        """What model cards record as the dataset: the built-in set's name, or the folder's name (never
+        a local path, which would leak into published cards)."""
+        return f"zoo-builtin-{self.builtin}" if self._root_arg is None else Path(self._root_arg).resolve().name
 
     def _replicas(self) -> dict[str, int]:
         """This process's share of the training set under DDP (Lightning leaves our sampler alone)."""

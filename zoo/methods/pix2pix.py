@@ -12,7 +12,7 @@ with the recipe of the junyanz reference: vanilla GAN loss on logits, D's loss h
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +34,12 @@ UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
 DIRECTIONS = ("a2b", "b2a")
 
 
-def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1):
+def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1) -> Callable[[int], float]:
     """LR factor for the 0-based epoch `e`: 1 for the first `n_epochs`, then linear towards 0 over
-    `n_epochs_decay` (the reference's `lambda_rule`, applied at each epoch's end)."""
+    `n_epochs_decay` (the reference's `lambda_rule`). Epoch e trains at factor(e): full rate for epochs
+    1..100, then 100/101 ... 1/101, the paper's "constant, then linearly decayed to zero" and the
+    reference's schedule while it stepped at each epoch's end. Later reference revisions step at each
+    epoch's start, which shifts this by one epoch (decay from epoch 100, the last epoch at rate 0)."""
 
     def factor(e: int) -> float:
         return 1.0 - max(0, e + epoch_count - n_epochs) / float(n_epochs_decay + 1)
@@ -99,6 +102,9 @@ class Pix2Pix(TranslationMixin, ZooModule):
             val_grid_size: how many validation samples go into the logged A | G(A) | B grid.
         """
         super().__init__()
+        if (input_nc, output_nc) != (3, 3):
+            # Every zoo image path (DataModule, translate) delivers 3-channel RGB.
+            raise ZooError(f"pix2pix here maps RGB to RGB: input_nc and output_nc must be 3, got {input_nc}, {output_nc}")
         if netG not in UNET_LEVELS:
             raise ZooError(f"unknown netG {netG!r}: choose one of {', '.join(UNET_LEVELS)}")
         directions = list(dict.fromkeys(directions))

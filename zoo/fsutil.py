@@ -1,0 +1,52 @@
+"""Crash-safe file writes shared by checkpoints, downloads, weights folders and built-in datasets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+__all__ = ["atomic_file", "fsync_dir", "apply_umask"]
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename inside `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def apply_umask(path: str | os.PathLike[str]) -> None:
+    """Give a file or folder made by `tempfile` (0600 / 0700) the permissions an ordinary `open` or
+    `mkdir` would have given it, so other users and jobs can read what was published."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Write `path` through a temporary file in the same folder: on success it is flushed, fsynced
+    and renamed into place; on any error the temporary file is removed and `path` is left untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        apply_umask(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(path.parent)
