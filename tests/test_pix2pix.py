@@ -260,3 +260,103 @@ def test_save_pretrained_round_trip_identical_outputs(tmp_path):
     for d in ("a2b", "b2a"):
         assert torch.equal(model.translate(x, d), loaded.translate(x, d))
     assert Pix2Pix.from_pretrained(folder).io == model.io
+
+
+def test_losses_are_the_papers_equation(tmp_path, monkeypatch):
+    """Recompute both losses of one iteration independently: D's is halved (§3.3), G's is
+    BCE(D(x, G(x)), 1) + λ·L1 with λ = 100, D judges cat(x, y), and G's term uses the updated D."""
+    import copy
+
+    data = tiny_data(make_aligned(tmp_path / "d", n_train=1, n_val=1, size=128), load_size=128, flip=False)
+    model = tiny(use_dropout=False)  # no dropout: G(x) can be recomputed exactly
+    G0, D0 = copy.deepcopy(model.G["a2b"]), copy.deepcopy(model.D["a2b"])
+    seen: dict = {}
+
+    class Batch(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen["A"], seen["B"] = batch["A"].clone(), batch["B"].clone()
+
+    losses = []
+    original = model.manual_backward
+
+    def record(loss, *args, **kwargs):
+        with torch.no_grad():
+            A, B = seen["A"], seen["B"]
+            fake = G0.train()(A)
+            bce = F.binary_cross_entropy_with_logits
+            if not losses:  # D step, with D before any update
+                real_logits, fake_logits = D0.train()(torch.cat([A, B], 1)), D0(torch.cat([A, fake], 1))
+                expected = 0.5 * (bce(fake_logits, torch.zeros_like(fake_logits)) + bce(real_logits, torch.ones_like(real_logits)))
+            else:  # G step, judged by the D just updated
+                logits = copy.deepcopy(model.D["a2b"]).train()(torch.cat([A, fake], 1))
+                expected = bce(logits, torch.ones_like(logits)) + 100.0 * F.l1_loss(fake, B)
+        losses.append((loss.item(), expected.item()))
+        original(loss, *args, **kwargs)
+
+    monkeypatch.setattr(model, "manual_backward", record)
+    tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0, callbacks=[Batch()]).fit(model, datamodule=data)
+    assert len(losses) == 2
+    for got, expected in losses:
+        assert got == pytest.approx(expected, rel=1e-5)
+
+
+def _reference_generator_state() -> tuple[UnetGenerator, dict]:
+    """A generator with non-trivial weights and BN statistics, and its state dict as the reference
+    saves it through DataParallel in an old PyTorch: `module.` prefixes, no num_batches_tracked."""
+    torch.manual_seed(3)
+    ref = UnetGenerator(3, 3, num_downs=7, ngf=8)
+    for m in ref.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 1.5)
+    state = {f"module.{k}": v.clone() for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
+    return ref.eval(), state
+
+
+def test_official_converter_gives_the_reference_outputs_and_checks_keys():
+    from zoo.registry import get_converter
+
+    ref, state = _reference_generator_state()
+    convert = get_converter("pix2pix")
+    model = convert(state, netG="unet_128", ngf=8)
+    assert set(model.G) == {"a2b"}
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(model.G["a2b"].eval()(x * 2 - 1), ref(x * 2 - 1), atol=1e-6)
+    leftover = {**state, "module.model.extra.weight": torch.zeros(1)}
+    with pytest.raises(zoo.CheckpointError, match="model.extra.weight"):
+        convert(leftover, netG="unet_128", ngf=8)
+    missing = {k: v for k, v in state.items() if k != "module.model.model.0.weight"}
+    with pytest.raises(zoo.CheckpointError, match="model.model.0.weight"):
+        convert(missing, netG="unet_128", ngf=8)
+    both = convert({"a2b": state, "b2a": state}, netG="unet_128", ngf=8, directions=["a2b", "b2a"])
+    assert set(both.G) == {"a2b", "b2a"}
+
+
+def test_registry_name_loads_the_official_file_through_the_converter(tmp_path, monkeypatch):
+    from zoo.registry import reload_registry
+
+    ref, state = _reference_generator_state()
+    (tmp_path / "official").mkdir()
+    torch.save(state, tmp_path / "official" / "tiny_label2photo.pth")
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(
+        "pix2pix-tiny:\n  method: pix2pix\n  task: translation\n  hparams: {netG: unet_128, ngf: 8}\n"
+        "  weights:\n    official: {url: 'http://example.invalid/tiny_label2photo.pth', sha256: null, converter: pix2pix}\n"
+        "  io: {range: [-1, 1], channels: 3, size_multiple: 128, directions: [a2b], eval_mode: true}\n"
+        "  dataset: {name: tiny, layout: aligned}\n  paper: arXiv:1611.07004\n  license: BSD-3-Clause\n  origin: official\n"
+    )
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    try:
+        reload_registry(registry)
+        model = zoo.load("pix2pix-tiny")
+        x = torch.rand(1, 3, 100, 90)
+        padded = F.pad(x * 2 - 1, (0, 38, 0, 28), mode="reflect")
+        with torch.no_grad():
+            expected = ((ref(padded)[..., :100, :90] + 1) / 2).clamp(0, 1)
+        assert torch.allclose(model.translate(x), expected, atol=1e-5)
+        assert (tmp_path / "converted" / "pix2pix-tiny" / "model.safetensors").is_file()  # cached conversion
+        assert zoo.list_models("pix2pix-tiny", pretrained=True) == ["pix2pix-tiny"]
+    finally:
+        reload_registry()

@@ -23,12 +23,13 @@ from zoo.errors import ZooError
 from zoo.losses import GANLoss
 from zoo.module import ZooModule
 from zoo.nn import PatchDiscriminator, UnetGenerator, init_normal
-from zoo.registry import register
+from zoo.hub import load_state_dict_strict
+from zoo.registry import register, register_converter
 from zoo.tasks import TranslationMixin, inference_mode_of
 from zoo.training import set_epoch_lr
 from zoo.visual import image_grid, log_image_grid
 
-__all__ = ["Pix2Pix", "linear_decay"]
+__all__ = ["Pix2Pix", "linear_decay", "from_official"]
 
 UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
 DIRECTIONS = ("a2b", "b2a")
@@ -242,3 +243,26 @@ class Pix2Pix(TranslationMixin, ZooModule):
             "A_path": batch.get("A_path"),
             "B_path": batch.get("B_path"),
         }
+
+
+@register_converter("pix2pix")
+def from_official(state_dicts: dict[str, Any], **hparams: Any) -> Pix2Pix:
+    """The junyanz release (`latest_net_G.pth`: unet_256, batch norm, dropout) as a Pix2Pix model.
+
+    `state_dicts` is the generator's state dict, or `{direction: state_dict}` for releases with one
+    file per direction (maps: sat2map = a2b, map2sat = b2a). The only key surgery: a DataParallel
+    `module.` prefix is dropped, and BatchNorm's `num_batches_tracked` (absent from files written
+    before PyTorch 0.4.1, unused in eval) is filled in. Any other missing or leftover key is an error
+    naming it. The discriminators were not released: D keeps its fresh initialisation (fine-tuning
+    trains it from there)."""
+    per_direction = (
+        state_dicts if state_dicts and set(state_dicts) <= set(DIRECTIONS) else {"a2b": state_dicts}
+    )
+    model = Pix2Pix(**{**hparams, "directions": list(per_direction)})
+    for direction, state in per_direction.items():
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        for key, value in model.G[direction].state_dict().items():
+            if key.endswith("num_batches_tracked") and key not in state:
+                state[key] = torch.zeros_like(value)
+        load_state_dict_strict(model.G[direction], state)
+    return model
