@@ -8,7 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["atomic_file", "fsync_dir", "apply_umask"]
+__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir"]
+
+
+def zoo_cache_dir() -> Path:
+    """Where zoo keeps built-in datasets, official files and conversions: ``$ZOO_CACHE``, else
+    ``~/.cache/zoo``."""
+    return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo").expanduser()
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

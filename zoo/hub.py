@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from zoo import registry
-from zoo.fsutil import atomic_file, fsync_dir
+from zoo.fsutil import atomic_file, fsync_dir, zoo_cache_dir
 from zoo.errors import CheckpointError, UnknownModelError, WeightsNotFoundError, ZooError
 from zoo.module import ZooModule
 
@@ -66,11 +66,6 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while block := f.read(chunk_size):
             h.update(block)
     return h.hexdigest()
-
-
-def zoo_cache_dir() -> Path:
-    """``$ZOO_CACHE``, else ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo").expanduser()
 
 
 def _official_files(entry: Mapping[str, Any]) -> dict[str | None, dict[str, Any]]:
@@ -744,12 +739,7 @@ def _official(key: str, entry: Mapping[str, Any], files: Mapping[str | None, Map
         raise CheckpointError(
             f"converter {conv_key!r} returned {type(model).__name__}, expected a {entry['method']!r} ZooModule."
         )
-    model.io = {**model.io, **copy.deepcopy(entry["io"])}
-    if isinstance(getattr(model, "card", None), dict):
-        model.card.setdefault("name", key)
-        for field in ("dataset", "paper", "license"):
-            model.card.setdefault(field, copy.deepcopy(entry[field]))
-    return model
+    return registry.apply_entry(model, key, entry)
 
 
 # ------------------------------------------------------------------------------------ push_to_hub

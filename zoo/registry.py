@@ -43,6 +43,10 @@ __all__ = [
     "list_models",
     "info",
     "create",
+    "apply_entry",
+    "validate_registry",
+    "validate_entry",
+    "unknown_hparams",
     "method_defaults",
     "resolve",
     "TASKS",
@@ -608,10 +612,17 @@ def create(name: str, **hparams: Any) -> ZooModule:
         )
     model = cls(**merged)
     if entry is not None:
-        model.io = {**model.io, **copy.deepcopy(entry["io"])}
-        card = getattr(model, "card", None)
-        if isinstance(card, dict):
-            card.setdefault("name", key)
-            for field in ("dataset", "paper", "license"):
-                card.setdefault(field, copy.deepcopy(entry[field]))
+        apply_entry(model, key, entry)
+    return model
+
+
+def apply_entry(model: ZooModule, name: str, entry: Mapping[str, Any]) -> ZooModule:
+    """Give `model` the I/O contract of registry entry `name`, and its name, dataset, paper and licence
+    for the model card (where the card does not say otherwise)."""
+    model.io = {**model.io, **copy.deepcopy(entry["io"])}
+    card = getattr(model, "card", None)
+    if isinstance(card, dict):
+        card.setdefault("name", name)
+        for field in ("dataset", "paper", "license"):
+            card.setdefault(field, copy.deepcopy(entry[field]))
     return model

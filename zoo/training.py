@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -37,15 +38,15 @@ class ZooCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that writes into `<default_root_dir>/checkpoints` unless told otherwise, so
     `--ckpt_path last` finds `last.ckpt` again in the next run (the logger's version folder changes)."""
 
-    def _use_root_dir(self, trainer) -> None:
+    def _use_root_dir(self, trainer: "L.Trainer") -> None:
         if self.dirpath is None:
             self.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
 
-    def setup(self, trainer, pl_module, stage: str) -> None:
+    def setup(self, trainer: "L.Trainer", pl_module: "L.LightningModule", stage: str) -> None:
         self._use_root_dir(trainer)
         super().setup(trainer, pl_module, stage)
 
-    def _find_last_checkpoints(self, trainer) -> set[str]:
+    def _find_last_checkpoints(self, trainer: "L.Trainer") -> set[str]:
         # `ckpt_path="last"` is resolved before setup(): the folder must be known by then too.
         self._use_root_dir(trainer)
         return super()._find_last_checkpoints(trainer)

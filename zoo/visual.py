@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import torch
 from torchvision.utils import make_grid, save_image
 
@@ -16,7 +17,7 @@ def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
     return make_grid(rows.float().clamp(0, 1).cpu(), nrow=len(columns), padding=2, pad_value=1.0)
 
 
-def log_image_grid(module, key: str, grid: torch.Tensor) -> list[str]:
+def log_image_grid(module: "L.LightningModule", key: str, grid: torch.Tensor) -> list[str]:
     """Log `grid` (3HW in [0, 1]) to every logger that takes images (wandb, TensorBoard); loggers that
     don't (CSV) get a PNG in their log folder. Returns where it went, for tests and messages."""
     trainer = module.trainer

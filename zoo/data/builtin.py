@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from zoo.fsutil import apply_umask
+from zoo.fsutil import apply_umask, zoo_cache_dir
 from zoo.errors import DataError
 
 __all__ = ["BUILTIN_DATASETS", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "canny_edges", "colour_sketch"]
@@ -92,10 +92,7 @@ BUILTIN_DATASETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """`cache_dir`, else `$ZOO_CACHE`, else `~/.cache/zoo`."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("ZOO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "zoo"
+    return Path(cache_dir).expanduser() if cache_dir is not None else zoo_cache_dir()
 
 
 def builtin_dir(

@@ -18,11 +18,12 @@ from zoo.data.layouts import LAYOUTS, LayoutFiles, SplitFiles, collect_files, de
 from zoo.data.transforms import PREPROCESS_MODES, PairedTransform
 from zoo.errors import DataError
 
-__all__ = ["ImageFolderDataModule", "DIRECTIONS"]
+__all__ = ["ImageFolderDataModule", "DATA_DIRECTIONS"]
 
 log = logging.getLogger("zoo.data")
 
-DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
+#: The reference repo's `--direction` values (which folder side is the input), not translate()'s a2b/b2a.
+DATA_DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
 _DEFAULT_WORKERS = max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
@@ -80,7 +81,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         _choice("layout", layout, LAYOUTS)
-        _choice("direction", direction, DIRECTIONS)
+        _choice("direction", direction, DATA_DIRECTIONS)
         _choice("preprocess", preprocess, PREPROCESS_MODES)
         if root is None:
             _choice("builtin", builtin, tuple(BUILTIN_DATASETS))

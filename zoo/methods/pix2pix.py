@@ -24,7 +24,7 @@ from zoo.losses import GANLoss
 from zoo.module import ZooModule
 from zoo.nn import PatchDiscriminator, UnetGenerator, init_normal
 from zoo.hub import load_state_dict_strict
-from zoo.registry import register, register_converter
+from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, inference_mode_of
 from zoo.training import set_epoch_lr
 from zoo.visual import image_grid, log_image_grid
@@ -32,7 +32,6 @@ from zoo.visual import image_grid, log_image_grid
 __all__ = ["Pix2Pix", "linear_decay", "from_official"]
 
 UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
-DIRECTIONS = ("a2b", "b2a")
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1) -> Callable[[int], float]:
@@ -127,7 +126,7 @@ class Pix2Pix(TranslationMixin, ZooModule):
             {d: init_normal(PatchDiscriminator(input_nc + output_nc, ndf, n_layers_D, norm), init_gain) for d in directions}
         )
         self.criterion_GAN = GANLoss(gan_mode)
-        self.io.update(size_multiple=2 ** UNET_LEVELS[netG], directions=directions, channels=output_nc)
+        self.io.update(size_multiple=self.G[directions[0]].size_multiple, directions=directions, channels=output_nc)
         self._grid: list[list[torch.Tensor]] = []
 
     # ------------------------------------------------------------------------------ inference
@@ -188,7 +187,7 @@ class Pix2Pix(TranslationMixin, ZooModule):
         for scheduler in self.lr_schedulers():
             set_epoch_lr(scheduler, self.current_epoch)
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
         opt_G = torch.optim.Adam(self.G.parameters(), lr=hp.lr, betas=betas)
