@@ -360,3 +360,8 @@ def test_registry_name_loads_the_official_file_through_the_converter(tmp_path, m
         assert zoo.list_models("pix2pix-tiny", pretrained=True) == ["pix2pix-tiny"]
     finally:
         reload_registry()
+
+
+def test_model_card_cites_the_paper(tmp_path):
+    card = tiny().save_pretrained(tmp_path / "w").joinpath("README.md").read_text()
+    assert "arXiv:1611.07004" in card and "https://arxiv.org/abs/1611.07004" in card

@@ -40,6 +40,8 @@ class ZooModule(L.LightningModule):
     task: ClassVar[str] = ""
     default_io: ClassVar[dict[str, Any]] = DEFAULT_IO
     inference_modules: ClassVar[tuple[str, ...]] = ()
+    #: The method's paper (e.g. "arXiv:1611.07004"), cited by every model card.
+    paper: ClassVar[str] = ""
     #: The validation metric that picks the `best` checkpoint in `zoo.fit`, and its direction.
     monitor: ClassVar[tuple[str, str]] = ("val/L1", "min")
 
@@ -47,7 +49,7 @@ class ZooModule(L.LightningModule):
         super().__init__()
         self.io: dict[str, Any] = copy.deepcopy({**DEFAULT_IO, **self.default_io})
         # Metadata that travels with the weights (dataset name, metrics, ...), filled by fit/bench.
-        self.card: dict[str, Any] = {}
+        self.card: dict[str, Any] = {"paper": self.paper} if self.paper else {}
 
     # ----------------------------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:

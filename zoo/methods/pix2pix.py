@@ -54,6 +54,7 @@ class Pix2Pix(TranslationMixin, ZooModule):
     one discriminator per direction (e.g. the released maps models: sat2map and map2sat)."""
 
     task = "translation"
+    paper = "arXiv:1611.07004"
     default_io = {"range": [-1.0, 1.0], "channels": 3, "size_multiple": 256, "directions": ["a2b"], "eval_mode": True}
     inference_modules = ("G",)
 
