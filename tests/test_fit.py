@@ -205,3 +205,12 @@ def test_predict_keeps_subfolders_and_refuses_clashes(tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict_main([str(folder), str(images / "sub"), "--out", str(tmp_path / "o"), "--device", "nonsense"])
     assert "not a device name" in capsys.readouterr().err
+
+
+def test_data_mistakes_end_with_the_message_not_a_traceback(tmp_path, capsys):
+    for root, expected in ((tmp_path / "missing", "does not exist"), (tmp_path, "cannot tell the layout")):
+        with pytest.raises(SystemExit) as exit_info:
+            fit_main(["--model", "pix2pix", f"--data.root={root}", f"--trainer.default_root_dir={tmp_path / 'r'}"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "error: " in err and expected in err and "Traceback" not in err

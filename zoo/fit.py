@@ -149,11 +149,11 @@ class ZooCLI(LightningCLI):
                     init.save_dir = str(trainer.default_root_dir)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
-        self.validation_record = ValidationRecord()
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         from zoo.training import ZooCheckpoint
 
+        self.validation_record = ValidationRecord()
         callbacks = [*callbacks, self.validation_record]
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
@@ -171,14 +171,18 @@ class ZooCLI(LightningCLI):
 
 
 def main(argv: list[str] | None = None) -> ZooCLI:
-    """Entry point of `python -m zoo.fit` and `zoo fit`."""
+    """Entry point of `python -m zoo.fit` and `zoo fit`. A user mistake (`ZooError`: unknown model,
+    missing or malformed data, bad checkpoint) ends with its message and exit status 2, not a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        argv, method = prepare_argv(argv)
+        return _run(list(sys.argv[1:] if argv is None else argv))
     except ZooError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
+
+
+def _run(argv: list[str]) -> ZooCLI:
+    argv, method = prepare_argv(argv)
     root = f"runs/{method or 'model'}"
     # We pass the rewritten argv as `args`; LightningCLI would warn that sys.argv is set as well.
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
