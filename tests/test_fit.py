@@ -214,3 +214,17 @@ def test_data_mistakes_end_with_the_message_not_a_traceback(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "error: " in err and expected in err and "Traceback" not in err
+
+
+def test_two_process_cpu_ddp_trains_each_rank_on_its_share(tmp_path):
+    """`--trainer.strategy ddp` works for GAN steps (zoo switches on find_unused_parameters) and the
+    epoch-seeded sampler splits the 5 training pairs over 2 ranks: 3 iterations each (one padded)."""
+    data = make_aligned(tmp_path / "data", n_train=5, n_val=2, size=128)
+    root = tmp_path / "run"
+    result = run_cli(["--model", "pix2pix", f"--data.root={data}", *TINY, f"--trainer.default_root_dir={root}",
+                      "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+                      "--trainer.max_epochs=1"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "find_unused_parameters_true" in result.stderr
+    state = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 3 * 2  # ceil(5 / 2) iterations x (D + G) steps

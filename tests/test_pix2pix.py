@@ -365,3 +365,8 @@ def test_registry_name_loads_the_official_file_through_the_converter(tmp_path, m
 def test_model_card_cites_the_paper(tmp_path):
     card = tiny().save_pretrained(tmp_path / "w").joinpath("README.md").read_text()
     assert "arXiv:1611.07004" in card and "https://arxiv.org/abs/1611.07004" in card
+
+
+def test_create_with_a_wrongly_typed_hparam_is_a_zoo_error():
+    with pytest.raises(zoo.ZooError, match="ngf='x'"):
+        zoo.create("pix2pix", ngf="x")

@@ -136,6 +136,12 @@ class ZooCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
+        if isinstance(trainer.strategy, str) and trainer.strategy in ("ddp", "ddp_spawn"):
+            # GAN steps backpropagate through one network at a time (D's loss never reaches G), which
+            # plain DDP reports as unused parameters; the find_unused variant handles it.
+            trainer.strategy = f"{trainer.strategy}_find_unused_parameters_true"
+            log.info("strategy: using %s (each GAN update leaves the other network's parameters unused)",
+                     trainer.strategy)
         loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
         for logger in loggers:
             init = getattr(logger, "init_args", None)

@@ -610,7 +610,14 @@ def create(name: str, **hparams: Any) -> ZooModule:
             f"{' (also: ' + ', '.join(map(repr, bad[1:])) + ')' if len(bad) > 1 else ''}; "
             f"valid ones: {', '.join(valid) or '(none)'}."
         )
-    model = cls(**merged)
+    try:
+        model = cls(**merged)
+    except (TypeError, ValueError) as error:  # e.g. ngf="64": the network cannot be built from it
+        shown = ", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "the entry's hyperparameters"
+        raise ZooError(
+            f"{cls.method!r} cannot be built with {shown}: {type(error).__name__}: {error}. "
+            f"Check the values' types against zoo.info({key!r})['hparams']."
+        ) from error
     if entry is not None:
         apply_entry(model, key, entry)
     return model
