@@ -116,6 +116,12 @@ def _split_holdout(files: list[Path], seed: int) -> tuple[list[Path], list[Path]
     return [files[i] for i in tr], [files[i] for i in va]
 
 
+def _split_holdout_pairs(a: list[Path], b: list[Path], seed: int) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """Hold out the same 10% of positions from two matched lists: (train A, train B, val A, val B)."""
+    tr, va = _holdout(len(a), seed)
+    return [a[i] for i in tr], [b[i] for i in tr], [a[i] for i in va], [b[i] for i in va]
+
+
 def collect_files(root: Path, layout: str, val_split: str = "val", seed: int = 0) -> LayoutFiles:
     """List train/val/test files of `root` under `layout` (not "auto").
 
@@ -156,9 +162,9 @@ def _collect_aligned(root: Path, val_split: str, seed: int) -> LayoutFiles:
 def _collect_paired_ab(root: Path, seed: int) -> LayoutFiles:
     da, db = root / "A", root / "B"
     a, b = match_stems(require_images(da, "A images"), da, require_images(db, "B images"), db)
-    tr, va = _holdout(len(a), seed)
-    train = SplitFiles([a[i] for i in tr], [b[i] for i in tr], source="A/ B/")
-    val = SplitFiles([a[i] for i in va], [b[i] for i in va], source="10% of A/ B/ held out")
+    train_a, train_b, val_a, val_b = _split_holdout_pairs(a, b, seed)
+    train = SplitFiles(train_a, train_b, source="A/ B/")
+    val = SplitFiles(val_a, val_b, source="10% of A/ B/ held out")
     return LayoutFiles("paired", train, val, None)
 
 
@@ -183,9 +189,9 @@ def _collect_domains(root: Path, layout: str, val_split: str, seed: int) -> Layo
     elif test is not None:
         val = SplitFiles(test.a, test.b, source="testA/ testB/ (no valA/ valB/)")
     elif paired:
-        tr, va = _holdout(len(train.a), seed)
-        val = SplitFiles([train.a[i] for i in va], [train.b[i] for i in va], source="10% of train held out")
-        train = SplitFiles([train.a[i] for i in tr], [train.b[i] for i in tr], source=train.source)
+        train_a, train_b, val_a, val_b = _split_holdout_pairs(train.a, train.b, seed)
+        val = SplitFiles(val_a, val_b, source="10% of train held out")
+        train = SplitFiles(train_a, train_b, source=train.source)
     else:  # unpaired: hold out each domain independently
         a_tr, a_va = _split_holdout(train.a, seed)
         b_tr, b_va = _split_holdout(train.b, seed + 1)
