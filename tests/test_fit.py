@@ -214,6 +214,14 @@ def test_data_mistakes_end_with_the_message_not_a_traceback(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "error: " in err and expected in err and "Traceback" not in err
+    # a corrupt training image surfaces the same way, naming the file (here from a DataLoader worker)
+    data = make_aligned(tmp_path / "data", n_train=2, n_val=1, size=128)
+    broken = data / "train" / "001.png"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(SystemExit) as exit_info:
+        fit_main(["--model", "pix2pix", f"--data.root={data}", *TINY, "--data.num_workers=1", "--baseline=false",
+                  f"--trainer.default_root_dir={tmp_path / 'r2'}", "--trainer.max_epochs=1"])
+    assert exit_info.value.code == 2 and "001.png" in capsys.readouterr().err
 
 
 def test_two_process_cpu_ddp_trains_each_rank_on_its_share(tmp_path):
