@@ -27,8 +27,9 @@ def inference_mode_of(network: nn.Module, eval_mode: bool) -> Iterator[nn.Module
     statistics in BatchNorm, paper §3.3 / `test.py` without `--eval`); the stored running statistics
     are put back afterwards, so inference never changes the weights."""
     flags = {m: m.training for m in network.modules()}
-    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in ([] if eval_mode else norms)]
+    # Only train mode touches BatchNorm's running statistics, so only then are they saved and put back.
+    norms = [] if eval_mode else [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in norms]
     try:
         network.train(not eval_mode)
         yield network
