@@ -1,4 +1,4 @@
-"""The `zoo` console script: `zoo fit|predict|list|info ...` (each verb is also `python -m zoo.<verb>`)."""
+"""The `zoo` console script: `zoo fit|predict|bench|push|list|info ...` (each verb is also `python -m zoo.<verb>`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ USAGE = """usage: zoo <verb> [args]
 verbs:
   fit       train a method            (python -m zoo.fit --model pix2pix [--data.root DIR] ...)
   predict   run a model on images     (python -m zoo.predict <name-or-dir> <inputs...> --out DIR)
+  bench     score models on a suite    (python -m zoo.bench --suite mini [--models PATTERN] ...)
+  push      upload a model to the Hub  (python -m zoo.push NAME --repo org/repo)
   list      list models and methods   (zoo list ['pix2pix-*'] [--pretrained])
   info      show a registry entry     (zoo info pix2pix-facades)
 """
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
         from zoo.predict import main as predict
 
         predict(rest)
+    elif verb in ("bench", "push"):
+        import importlib
+
+        raise SystemExit(importlib.import_module(f"zoo.{verb}").main(rest))
     elif verb in ("list", "info"):
         import zoo
 

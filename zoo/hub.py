@@ -42,6 +42,7 @@ __all__ = [
     "push_to_hub",
     "load_state_dict_strict",
     "sha256_file",
+    "weights_sha256",
     "zoo_cache_dir",
     "official_cache_path",
     "converted_cache_dir",
@@ -66,6 +67,14 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while block := f.read(chunk_size):
             h.update(block)
     return h.hexdigest()
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """The sha256 of `model`'s weights as `save_pretrained` would write them (model.safetensors): the
+    same digest as the file of a folder saved from this model, computed in memory."""
+    from safetensors.torch import save
+
+    return hashlib.sha256(save(_safetensors_state(model), metadata={"format": "pt"})).hexdigest()
 
 
 def _official_files(entry: Mapping[str, Any]) -> dict[str | None, dict[str, Any]]:

@@ -42,6 +42,9 @@ class ZooModule(L.LightningModule):
     inference_modules: ClassVar[tuple[str, ...]] = ()
     #: The method's paper (e.g. "arXiv:1611.07004"), cited by every model card.
     paper: ClassVar[str] = ""
+    #: True for models that need no trained weights (optimisation methods, baselines): `zoo.bench`
+    #: scores them from `zoo.create(key)`.
+    weight_free: ClassVar[bool] = False
     #: The validation metric that picks the `best` checkpoint in `zoo.fit`, and its direction.
     monitor: ClassVar[tuple[str, str]] = ("val/L1", "min")
 

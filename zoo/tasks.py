@@ -16,7 +16,7 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
 
-__all__ = ["TranslationMixin", "inference_mode_of"]
+__all__ = ["TranslationMixin", "SuperResolutionMixin", "apply_network", "inference_mode_of"]
 
 
 @contextlib.contextmanager
@@ -68,12 +68,34 @@ class TranslationMixin:
     def translate(self, x: Any, direction: str | None = None, *, eval_mode: bool | None = None) -> Any:
         """Translate `x` (PIL image, HWC uint8 array, path, or BCHW/CHW tensor in [0, 1], any size) and
         return the same kind at the same size. `eval_mode=None` follows the model's I/O contract."""
-        network = self.generator(self.resolve_direction(direction))
-        batch, kind = to_batch(x)
-        parameter = next(network.parameters())
-        batch = batch.to(device=parameter.device, dtype=parameter.dtype)
-        padded, size = pad_to_multiple(batch, int(self.io["size_multiple"]))
-        mode = self.io.get("eval_mode", True) if eval_mode is None else eval_mode
-        with torch.inference_mode(), inference_mode_of(network, mode):
-            y = network(to_range(padded, self.io["range"]))
-        return from_batch(from_range(crop_to(y, size), self.io["range"]), kind)
+        return apply_network(self, self.generator(self.resolve_direction(direction)), x, eval_mode=eval_mode)
+
+
+class SuperResolutionMixin:
+    """Adds `upscale(x)` to a ZooModule that implements `upscaler() -> nn.Module` (model range to
+    model range, output `io["scale"]` times larger)."""
+
+    io: dict[str, Any]
+
+    def upscaler(self) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def upscale(self, x: Any, *, eval_mode: bool | None = None) -> Any:
+        """Upscale `x` (any input kind of `zoo.imageio`, any size) by `io["scale"]`; returns the same kind."""
+        return apply_network(self, self.upscaler(), x, scale=int(self.io["scale"]), eval_mode=eval_mode)
+
+
+def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eval_mode: bool | None = None) -> Any:
+    """Run `network` on `x` under `model.io`: to a batch in the network's range and device, padded to
+    `size_multiple`, test-time mode, then cropped back (`scale` times the input size) to x's kind."""
+    batch, kind = to_batch(x)
+    parameter = next(iter(network.parameters()), None)
+    buffer = next(iter(network.buffers()), None)
+    reference = parameter if parameter is not None else buffer
+    if reference is not None:
+        batch = batch.to(device=reference.device, dtype=reference.dtype)
+    padded, size = pad_to_multiple(batch, int(model.io["size_multiple"]))
+    mode = model.io.get("eval_mode", True) if eval_mode is None else eval_mode
+    with torch.inference_mode(), inference_mode_of(network, mode):
+        y = network(to_range(padded, model.io["range"]))
+    return from_batch(from_range(crop_to(y, (size[0] * scale, size[1] * scale)), model.io["range"]), kind)

@@ -25,7 +25,10 @@ from PIL import Image
 from zoo.fsutil import apply_umask, zoo_cache_dir
 from zoo.errors import DataError
 
-__all__ = ["BUILTIN_DATASETS", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "canny_edges", "colour_sketch"]
+__all__ = [
+    "BUILTIN_DATASETS", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "ensure_generated", "held_out_crop",
+    "canny_edges", "colour_sketch",
+]
 
 _VERSION = 1
 _TRAIN_FRACTION = 0.75  # share of each photo's columns that train crops may use
@@ -127,6 +130,13 @@ def _is_complete(folder: Path) -> bool:
     return all((folder / rel).is_file() for rel in files)
 
 
+def held_out_crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
+    """A random square crop from the validation columns (right 25%) of `photo`, resized to `size`."""
+    h, w = photo.shape[:2]
+    box = _crop_box(rng, w, h, train=False)
+    return np.asarray(Image.fromarray(photo).crop(box).resize((size, size), Image.Resampling.LANCZOS))
+
+
 def _crop_box(rng: np.random.Generator, w: int, h: int, train: bool) -> tuple[int, int, int, int]:
     split = int(w * _TRAIN_FRACTION)
     x_lo, x_hi = (0, split) if train else (split, w)
@@ -193,12 +203,20 @@ def ensure_builtin(
     """
     _check_args(name, size, n_train, n_val)
     final = builtin_dir(name, seed=seed, size=size, n_train=n_train, n_val=n_val, cache_dir=cache_dir)
+    return ensure_generated(final, lambda tmp: _generate(tmp, name, seed, size, n_train, n_val))
+
+
+def ensure_generated(final: Path, generate: Callable[[Path], None]) -> Path:
+    """Return `final`, first running `generate(tmp)` into a temporary sibling folder and renaming it
+    into place if `final` is not complete yet. `generate` must write `manifest.json` (with a "files"
+    list or mapping) last: its presence marks the folder complete. Concurrent callers all end with
+    a complete folder."""
     if _is_complete(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
-        _generate(tmp, name, seed, size, n_train, n_val)
+        generate(tmp)
         apply_umask(tmp)  # mkdtemp made it private; the cache is shared
         for _ in range(2):
             try:

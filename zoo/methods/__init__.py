@@ -3,6 +3,7 @@
 Importing this package registers every method with `zoo.registry`.
 """
 
+from zoo.methods.baselines import Bicubic, Identity
 from zoo.methods.pix2pix import Pix2Pix
 
-__all__ = ["Pix2Pix"]
+__all__ = ["Bicubic", "Identity", "Pix2Pix"]

@@ -107,10 +107,22 @@ class ZooMetric(Metric):
         self._protocol: Protocol | None = None
         self._notes: list[str] = []
 
+    #: True when the metric's backbone has random weights (asked for with weights=None): a different
+    #: protocol, so its id says so (".../random-weights/v1") and such numbers never share a table
+    #: with those of the published backbone.
+    random_backbone: bool = False
+
     @property
     def protocol(self) -> Protocol:
         assert self._protocol is not None, f"{type(self).__name__} did not set its protocol"
-        return self._protocol
+        if not self.random_backbone:
+            return self._protocol
+        head, _, version = self._protocol.id.rpartition("/")
+        return Protocol(
+            f"{head}/random-weights/{version}",
+            self._protocol.description + "; with a RANDOM backbone (weights=None), not the published weights",
+            {**self._protocol.params, "weights": "random (seed 0)"},
+        )
 
     @property
     def comparable(self) -> bool:
@@ -212,8 +224,9 @@ def check_images(name: str, x: Tensor, what: str = "images") -> Tensor:
 
 
 def as_uint8(x: Tensor) -> Tensor:
-    """[0, 1] floats to uint8 by rounding, as a saved PNG would be (torchvision's save_image rounds);
-    uint8 passes through. Truncation (`(x * 255).byte()`) would bias every pixel down by half a level."""
+    """[0, 1] floats to uint8 by rounding halves up, exactly as torchvision's `save_image` writes a PNG
+    (`x * 255 + 0.5`, truncated); uint8 passes through. Truncation (`(x * 255).byte()`, torchmetrics'
+    `normalize=True`) would bias every pixel down by half a level."""
     if x.dtype == torch.uint8:
         return x
-    return (x.to(torch.float64) * 255).round().clamp(0, 255).to(torch.uint8)
+    return (x.to(torch.float64) * 255 + 0.5).floor().clamp(0, 255).to(torch.uint8)
