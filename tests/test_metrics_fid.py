@@ -202,17 +202,17 @@ def test_inception_random_weights_offline():
     assert net.notes and "random inception weights (weights=None)" in net.notes[0]
     assert not net.training and not any(p.requires_grad for p in net.parameters())
 
-    assert FID(feature=net).protocol.id == "fid/tf-inception-2015-12-05/v1"
+    assert FID(feature=net).protocol.id == "fid/tf-inception-2015-12-05/random-weights/v1"  # a protocol of its own
     small = InceptionFeatures(64, weights=None)  # (a 2048-d FID takes seconds of eigenvalues on a CPU)
     fid = FID(feature=small)  # an InceptionFeatures can be shared between FID and KID
-    assert fid.protocol.id == "fid/tf-inception-2015-12-05/dim64/v1" and not fid.comparable
+    assert fid.protocol.id == "fid/tf-inception-2015-12-05/dim64/random-weights/v1" and not fid.comparable
     assert list(fid.state_dict()) == [] and list(fid.parameters()) == []  # the backbone stays out of checkpoints
     fid.update(x, real=True)
     fid.update(torch.flip(x, dims=[3]), real=False)
     value = fid.compute()
     assert value > 0 and not value.comparable and value.notes == net.notes
     kid = KID(feature=small, subsets=3)
-    assert kid.protocol.id == "kid/tf-inception-2015-12-05/dim64/s3x1000/v1"
+    assert kid.protocol.id == "kid/tf-inception-2015-12-05/dim64/s3x1000/random-weights/v1"
     with pytest.raises(ZooError, match="feature must be one of"):
         FID(feature=100, weights=None)
 

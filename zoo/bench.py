@@ -153,6 +153,14 @@ def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
     return model, source
 
 
+def _say(text: str) -> None:
+    """Print on the global-rank-0 process only (DDP re-runs this script once per rank)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        print(text)
+
+
 def _metric_line(name: str, result: Any) -> str:
     tag = "comparable" if result["comparable"] else "NOT comparable: " + "; ".join(result["notes"] or ["see protocol"])
     value = result["value"]
@@ -296,9 +304,9 @@ def run(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     is_zero = True
     for name, why in skipped:
-        print(f"skip {name}: {why}")
+        _say(f"skip {name}: {why}")
     if not specs:
-        print(f"no model to score on suite {suite.name} (patterns: {', '.join(patterns)})")
+        _say(f"no model to score on suite {suite.name} (patterns: {', '.join(patterns)})")
     for spec in specs:
         model, source = _load_model(spec)
         track = suite.track_for(model.task)

@@ -9,6 +9,7 @@ index), so a sample does not depend on which rank drew it or on the number of ra
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import resource
 import sys
@@ -267,11 +268,21 @@ def _same_size_groups(items: list[dict[str, Any]], key: str = "input") -> list[l
     return list(groups.values())
 
 
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="ignore"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(trainer: L.Trainer | None = None) -> dict[str, Any]:
     """What ran the benchmark: accelerator, device name, CPU, library versions."""
     info: dict[str, Any] = {
         "platform": platform.platform(terse=True),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
@@ -281,12 +292,8 @@ def hardware(trainer: L.Trainer | None = None) -> dict[str, Any]:
     else:
         info["accelerator"] = "cpu"
         try:
-            import os
-
             info["cpu_count"] = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):  # pragma: no cover - not Linux
-            import os
-
             info["cpu_count"] = os.cpu_count()
     return info
 

@@ -172,7 +172,8 @@ class PerItemMetric(ZooMetric):
         self.scores.append(scores)
 
     def compute(self) -> MetricResult:
-        if not self.scores:
+        # After a DDP sync the list states arrive concatenated into one tensor.
+        if (len(self.scores) if isinstance(self.scores, list) else self.scores.numel()) == 0:
             raise ZooError(f"{self.name}: no items were added; call update() with at least one image")
         indices = dim_zero_cat(self.indices)
         scores = dim_zero_cat(self.scores).to(torch.float64)
