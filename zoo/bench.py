@@ -138,7 +138,7 @@ def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
         cls, key, entry = registry.resolve(spec) if not (spec.startswith("hf-hub:") or Path(spec).expanduser().exists()) else (None, None, None)
     except ZooError:
         cls, key, entry = None, None, None
-    if cls is not None and entry is None and cls.weight_free:
+    if cls is not None and cls.weight_free and not ((entry or {}).get("weights") or {}):
         model = zoo.create(key)
         model.eval()
         source.update(name=key, weights="none (weight-free)")
@@ -361,7 +361,9 @@ def _update_registry(args: argparse.Namespace, spec: str, source: dict[str, Any]
         return
     path = Path(args.registry) if args.registry else registry.registry_path()
     if update_registry_results(path, source["name"], record):
-        registry.reload_registry()
+        active = registry.registry_path()
+        if active.resolve() == path.resolve():  # re-read the file this process uses, keeping its path
+            registry.reload_registry(active)
         print(f"  registry updated: {path} [{source['name']}.results.{record['suite']}]")
     else:
         print(f"  {source['name']} has no entry in {path}: registry not updated")

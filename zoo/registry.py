@@ -62,7 +62,7 @@ RANGES = ([-1.0, 1.0], [0.0, 1.0])
 _REQUIRED_FIELDS = ("method", "task", "hparams", "weights", "io", "dataset", "paper", "license", "origin")
 _OPTIONAL_FIELDS = ("results", "description", "notes")
 _IO_REQUIRED = ("range", "size_multiple", "directions", "eval_mode")
-_IO_OPTIONAL = ("channels", "domains")
+_IO_OPTIONAL = ("channels", "domains", "scale")
 
 _KEY_RE = re.compile(r"^[a-z0-9]+$")
 _NAME_RE = re.compile(r"^(?P<method>[a-z0-9]+)-(?P<tag>[a-z0-9][a-z0-9_.-]*)$")

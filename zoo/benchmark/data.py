@@ -90,7 +90,9 @@ def _luminance_rgb(rgb: np.ndarray) -> np.ndarray:
 
     lab = rgb2lab(rgb)
     lab[..., 1:] = 0
-    return (np.clip(lab2rgb(lab), 0, 1) * 255).round().astype(np.uint8)
+    # a = b = 0 is neutral grey; the three channels agree up to round-off, so average them exactly.
+    grey = (np.clip(lab2rgb(lab), 0, 1).mean(axis=-1) * 255 + 0.5).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 class BenchDataset(Dataset):

@@ -132,6 +132,12 @@ class BenchModule(L.LightningModule):
         grid_items: int = 4,
     ) -> None:
         super().__init__()
+        verb = VERBS[track.task]
+        if not callable(getattr(model, verb, None)):
+            raise ZooError(
+                f"{type(model).__name__} ({getattr(model, 'method', '?')}, task {getattr(model, 'task', '?')!r}) has no "
+                f"{verb}() method, which a {track.task} benchmark calls: score it on a suite track of its own task"
+            )
         self.model = model
         self.track = track
         self.metric_names = list(metrics)
