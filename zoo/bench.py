@@ -128,6 +128,13 @@ def _git_sha() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def _folder_name(path: Path) -> str:
+    """A weights folder's leaderboard name: its folder name, with the run's name before zoo.fit's
+    generic `pretrained` (runs/pix2pix/pretrained -> pix2pix/pretrained)."""
+    path = path.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name == "pretrained" and path.parent.name else path.name
+
+
 def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
     """The model and what identifies its weights."""
     import zoo
@@ -145,7 +152,7 @@ def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
         return model, source
     model = zoo.load(spec)
     folder = Path(spec).expanduser()
-    source["name"] = key or (folder.resolve().name if folder.exists() else spec)
+    source["name"] = key or (_folder_name(folder) if folder.exists() else spec)
     if folder.is_dir() and (folder / hub.WEIGHTS_NAME).is_file():
         source["weights_sha256"] = hub.sha256_file(folder / hub.WEIGHTS_NAME)
     elif any(True for _ in model.parameters()) or any(True for _ in model.buffers()):
