@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         model = zoo.load(args.name)
         folder = Path(args.name).expanduser()
-        from zoo.bench import _folder_name
+        from zoo.benchmark.command import folder_name
 
-        name = _folder_name(folder) if folder.exists() else args.name
+        name = folder_name(folder) if folder.exists() else args.name
         repo = args.repo or repo_for(args.name)
         metrics = {**(model.card.get("metrics") or {}), **latest_metrics(args.results, name)}
         url = push_model(model, repo, name=name, metrics=metrics, revision=args.revision, private=args.private or None)

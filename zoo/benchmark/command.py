@@ -1,0 +1,401 @@
+"""What `python -m zoo.bench` does: resolve the models, run each suite track, record, publish.
+
+    python -m zoo.bench --suite mini                                   # offline, CPU, minutes
+    python -m zoo.bench --models 'pix2pix-*' --suite facades --metrics fid,kid,lpips,psnr,ssim
+    python -m zoo.bench --models runs/pix2pix/pretrained --suite mini --devices 2 --strategy ddp
+    python -m zoo.bench --leaderboard                                  # only regenerate LEADERBOARD.md
+
+Every number printed and written names its protocol and whether it is comparable with published
+numbers. A user mistake ends with `error: ...` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import fnmatch
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from zoo.errors import ZooError
+
+__all__ = ["main", "build_parser", "resolve_models", "folder_name"]
+
+log = logging.getLogger("zoo.bench")  # the command's name, as users see it
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m zoo.bench",
+        description="Score zoo models on a benchmark suite (FID, KID, LPIPS, PSNR, SSIM under pinned protocols).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--models", action="append", default=None, metavar="PATTERN",
+                   help="registry names or method keys (fnmatch pattern, comma-separated, repeatable), a save_pretrained "
+                        "folder, a .ckpt or hf-hub:org/repo. Default: the suite's `models` (all)")
+    p.add_argument("--suite", default=None, help="suite name (benchmarks/suites/NAME.yaml) or path to a suite .yaml (default: mini)")
+    p.add_argument("--metrics", default=None, help="comma-separated subset of the suite's metrics, e.g. fid,psnr")
+    p.add_argument("--root", default=None, help="dataset folder, over the suite's data.root (one-track suites)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first K inputs (results not comparable)")
+    p.add_argument("--direction", default=None, help="translation direction (a2b or b2a); default: the model's first")
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--devices", default="1", help="devices per node (an int, or 'auto')")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    p.add_argument("--num_nodes", type=int, default=1)
+    p.add_argument("--batch_size", type=int, default=1, help="inputs per step and device (same-size images are batched)")
+    p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers per device")
+    p.add_argument("--seed", type=int, default=0, help="run seed; multimodal style codes use per-item seeds derived from it")
+    p.add_argument("--out", default="benchmarks", help="folder of results/<suite>.jsonl and LEADERBOARD.md")
+    p.add_argument("--leaderboard", action="store_true",
+                   help="regenerate LEADERBOARD.md from the results (alone: only that). Runs always regenerate it")
+    p.add_argument("--update-registry", action="store_true",
+                   help="write each registry model's results into registry.yaml (and the card of folder models)")
+    p.add_argument("--registry", default=None, help="registry.yaml to update (default: $ZOO_REGISTRY or the package's)")
+    p.add_argument("--push", action="store_true", help="upload each scored model with its results to the Hub")
+    p.add_argument("--repo", default=None, help="Hub repo for --push (default: the registry entry's weights.hub.repo)")
+    p.add_argument("--logger", choices=("none", "wandb", "csv"), default="none",
+                   help="also log to wandb (offline when no API key) or CSV: metrics, a results table, sample grids")
+    p.add_argument("--project", default="zoo-bench", help="wandb project")
+    p.add_argument("--inception-weights", default=None, help="FID/KID Inception weights file (else ZOO_INCEPTION_WEIGHTS, torch hub cache)")
+    p.add_argument("--lpips-weights", default=None, help="LPIPS backbone file (torchvision alexnet/vgg16 format)")
+    p.add_argument("--random-backbones", action="store_true",
+                   help="use random Inception/LPIPS backbones (no weights needed); every result is marked not comparable")
+    p.add_argument("--list", action="store_true", help="list suites and the models the suite would score, then exit")
+    return p
+
+
+def _patterns(values: Sequence[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out += [p.strip() for p in v.split(",") if p.strip()]
+    return out
+
+
+def resolve_models(patterns: Sequence[str], tasks: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(model specs to score, [(name, why skipped)]). Globs skip models without local weights or
+    without a track for their task; an exact name is always kept (loading it explains what is missing)."""
+    from zoo import hub, registry
+
+    chosen: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for pattern in patterns:
+        is_glob = any(c in pattern for c in "*?[")
+        if not is_glob and (pattern.startswith("hf-hub:") or Path(pattern).expanduser().exists()):
+            chosen.append(pattern)
+            continue
+        names = registry.list_models(pattern)
+        if not names and not is_glob:
+            registry.resolve(pattern)  # raises UnknownModelError with the closest names
+        for name in names:
+            cls, key, entry = registry.resolve(name)
+            if cls.task not in tasks:
+                if is_glob:
+                    skipped.append((name, f"task {cls.task!r} has no track in this suite"))
+                    continue
+                raise ZooError(f"{name} is a {cls.task} model; this suite scores {', '.join(tasks)} only: pick another --suite")
+            if entry is None:
+                if not cls.weight_free:
+                    if is_glob:
+                        skipped.append((name, "a method without weights: train one (zoo.fit) and pass its folder"))
+                        continue
+                    raise ZooError(
+                        f"{name!r} is a method, not a model with weights: pass a registry name, a save_pretrained folder "
+                        f"(e.g. runs/{name}/pretrained) or hf-hub:org/repo"
+                    )
+            elif is_glob and (entry.get("weights") or {}):
+                available = hub.weights_available(key, entry)
+                if not any(available.values()):
+                    skipped.append((name, "weights not on this machine (zoo.load names the files; or pass them explicitly)"))
+                    continue
+            if name not in chosen:
+                chosen.append(name)
+    return chosen, skipped
+
+
+def _git_sha() -> str | None:
+    here = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def folder_name(path: Path) -> str:
+    """A weights folder's leaderboard name: its folder name, with the run's name before zoo.fit's
+    generic `pretrained` (runs/pix2pix/pretrained -> pix2pix/pretrained)."""
+    path = path.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name == "pretrained" and path.parent.name else path.name
+
+
+def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
+    """The model and what identifies its weights."""
+    import zoo
+    from zoo import hub, registry
+
+    source: dict[str, Any] = {"spec": spec}
+    try:
+        cls, key, entry = registry.resolve(spec) if not (spec.startswith("hf-hub:") or Path(spec).expanduser().exists()) else (None, None, None)
+    except ZooError:
+        cls, key, entry = None, None, None
+    if cls is not None and cls.weight_free and not ((entry or {}).get("weights") or {}):
+        model = zoo.create(key)
+        model.eval()
+        source.update(name=key, weights="none (weight-free)")
+        return model, source
+    model = zoo.load(spec)
+    folder = Path(spec).expanduser()
+    source["name"] = key or (folder_name(folder) if folder.exists() else spec)
+    if folder.is_dir() and (folder / hub.WEIGHTS_NAME).is_file():
+        source["weights_sha256"] = hub.sha256_file(folder / hub.WEIGHTS_NAME)
+    elif any(True for _ in model.parameters()) or any(True for _ in model.buffers()):
+        source["weights_sha256"] = hub.weights_sha256(model)
+    return model, source
+
+
+def _say(text: str) -> None:
+    """Print on the global-rank-0 process only (DDP re-runs this script once per rank)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        print(text)
+
+
+def _metric_line(name: str, result: Any) -> str:
+    tag = "comparable" if result["comparable"] else "NOT comparable: " + "; ".join(result["notes"] or ["see protocol"])
+    value = result["value"]
+    extra = f" ± {result['extra']['std']:.4g}" if result.get("extra", {}).get("std") is not None else ""
+    return f"  {name:<16} {value:>12.6g}{extra}  [{result['protocol']}]  {tag}"
+
+
+def _record(
+    model_name: str, source: dict[str, Any], suite: Any, track: Any, module: Any, trainer: Any,
+    dataset: Any, args: argparse.Namespace,
+) -> dict[str, Any]:
+    import zoo
+    from zoo.benchmark.runner import hardware
+
+    notes: list[str] = []
+    if not suite.comparable:
+        notes.append(f"suite {suite.name!r} is not a published benchmark")
+    if dataset.limited:
+        notes.append(f"--limit {args.limit}: {len(dataset)} of the {dataset.n_available} inputs")
+    metrics = {}
+    for name, result in module.results.items():
+        d = result.as_dict()
+        d["notes"] = list(d["notes"]) + notes
+        d["comparable"] = bool(d["comparable"] and not notes)
+        metrics[name] = d
+    counts = dataset.counts()
+    return {
+        "model": model_name,
+        "weights_sha256": source.get("weights_sha256"),
+        "suite": suite.name,
+        "task": track.task,
+        "protocols": {m: v["protocol"] for m, v in metrics.items()},
+        "metric_order": list(module.results),  # the track's order: the first one ranks the leaderboard
+        "metrics": metrics,
+        "comparable": all(v["comparable"] for v in metrics.values()),
+        "n": counts.get("pair", 0) + counts.get("input", 0),
+        "n_real": counts.get("pair", 0) + counts.get("real", 0),
+        "devices": trainer.num_devices,
+        "num_nodes": trainer.num_nodes,
+        "world_size": trainer.world_size,
+        "strategy": type(trainer.strategy).__name__,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "limit": args.limit,
+        "throughput": module.throughput,
+        "hardware": hardware(trainer),
+        "zoo_version": zoo.__version__,
+        "git_sha": _git_sha(),
+        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+def _logger(args: argparse.Namespace, model_name: str, suite_name: str) -> Any:
+    if args.logger == "none":
+        return False
+    save_dir = Path(args.out) / "logs"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    if args.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(save_dir), name=f"{suite_name}-{model_name}")
+    from lightning.pytorch.loggers import WandbLogger
+
+    from zoo.fit import _wandb_offline_unless_logged_in
+
+    _wandb_offline_unless_logged_in()
+    return WandbLogger(project=args.project, name=f"{model_name}@{suite_name}", save_dir=str(save_dir),
+                       job_type="benchmark", tags=["zoo-bench", suite_name])
+
+
+def _log_record(logger: Any, record: dict[str, Any]) -> None:
+    if not logger:
+        return
+    flat = {f"bench/{m}": v["value"] for m, v in record["metrics"].items()}
+    if record["throughput"].get("images_per_s") is not None:
+        flat["bench/images_per_s"] = record["throughput"]["images_per_s"]
+    logger.log_metrics(flat, step=0)
+    if hasattr(logger, "log_table"):
+        columns = ["model", "suite", "task", "metric", "value", "protocol", "comparable", "n"]
+        rows = [[record["model"], record["suite"], record["task"], m, v["value"], v["protocol"], v["comparable"], v["n"]]
+                for m, v in record["metrics"].items()]
+        logger.log_table(key="bench/results", columns=columns, data=rows)
+    logger.save()
+    if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
+        logger.experiment.finish()
+
+
+def _published(suites_seen: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from zoo.benchmark.suites import list_suites, load_suite
+
+    out = {name: s.published for name, s in suites_seen.items()}
+    for name in list_suites():
+        if name not in out:
+            try:
+                out[name] = load_suite(name).published
+            except ZooError:
+                continue
+    return out
+
+
+def _regenerate(out_dir: Path, suites_seen: dict[str, Any]) -> Path:
+    from zoo.benchmark.results import read_results, write_leaderboard
+
+    return write_leaderboard(out_dir / "LEADERBOARD.md", read_results(out_dir / "results"), _published(suites_seen))
+
+
+def run(args: argparse.Namespace) -> int:
+    from zoo.benchmark.data import BenchDataset
+    from zoo.benchmark.results import append_result
+    from zoo.benchmark.runner import build_metrics, run_track
+    from zoo.benchmark.suites import list_suites, load_suite, validate_metrics
+
+    out_dir = Path(args.out)
+    if args.leaderboard and args.models is None and args.suite is None:
+        path = _regenerate(out_dir, {})
+        print(f"leaderboard: {path}")
+        return 0
+
+    suite = load_suite(args.suite or "mini")
+    if args.root is not None and len(suite.tracks) != 1:
+        raise ZooError(f"--root sets the data folder of a one-track suite; {suite.name} has {len(suite.tracks)} tracks")
+    metrics_override = _patterns([args.metrics]) if args.metrics else None
+    patterns = _patterns(args.models) or list(suite.models)
+    specs, skipped = resolve_models(patterns, [t.task for t in suite.tracks])
+    if args.list:
+        print(f"suites: {', '.join(list_suites())}")
+        print(f"suite {suite.name}: {len(suite.tracks)} track(s): " + ", ".join(f"{t.task} [{', '.join(t.metrics)}]" for t in suite.tracks))
+        for s in specs:
+            print(f"  would score {s}")
+        for name, why in skipped:
+            print(f"  skip {name}: {why}")
+        return 0
+    if args.push and args.repo and len(specs) > 1:
+        raise ZooError(f"--repo names one Hub repo, but {len(specs)} models are selected ({', '.join(specs)}): pick one with --models")
+    backbones = "random" if args.random_backbones else suite.backbones
+    weights = {"inception": args.inception_weights, "lpips": args.lpips_weights}
+    devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
+    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices, "strategy": args.strategy, "num_nodes": args.num_nodes,
+                      "enable_progress_bar": sys.stderr.isatty()}
+
+    records: list[dict[str, Any]] = []
+    is_zero = True
+    for name, why in skipped:
+        _say(f"skip {name}: {why}")
+    if not specs:
+        _say(f"no model to score on suite {suite.name} (patterns: {', '.join(patterns)})")
+    for spec in specs:
+        model, source = _load_model(spec)
+        track = suite.track_for(model.task)
+        if track is None:
+            raise ZooError(f"{spec} is a {model.task} model; suite {suite.name} has no {model.task} track")
+        names = list(track.metrics)
+        if metrics_override:
+            validate_metrics(metrics_override, track.task, track.layout, f"--metrics for suite {suite.name}")
+            names = metrics_override
+        dataset = BenchDataset(track, root=args.root, limit=args.limit)
+        metric_objs = build_metrics(track, names, backbones=backbones, weights=weights)
+        logger = _logger(args, source["name"], suite.name)
+        module, trainer = run_track(
+            model, track, metric_objs, dataset, trainer_kwargs={**trainer_kwargs, "logger": logger}, seed=args.seed,
+            batch_size=args.batch_size, num_workers=args.num_workers, direction=args.direction,
+        )
+        is_zero = trainer.is_global_zero
+        record = _record(source["name"], source, suite, track, module, trainer, dataset, args)
+        records.append(record)
+        if not is_zero:
+            continue
+        path = append_result(out_dir / "results", suite.name, record)
+        _log_record(logger, record)
+        tp = record["throughput"]
+        print(f"{record['model']} on {suite.name}/{track.task} (n={record['n']}, {record['world_size']} process(es), "
+              f"{tp['images_per_s']} images/s, peak {tp['peak_memory_mb']} MB {tp['peak_memory_kind']}):")
+        for m, result in record["metrics"].items():
+            print(_metric_line(m, result))
+        print(f"  -> {path}")
+        if args.update_registry:
+            _update_registry(args, spec, source, model, record)
+        if args.push:
+            _push(args, spec, source, model, record)
+    if is_zero:
+        path = _regenerate(out_dir, {suite.name: suite})
+        print(f"leaderboard: {path}")
+    return 0
+
+
+def _update_registry(args: argparse.Namespace, spec: str, source: dict[str, Any], model: Any, record: dict[str, Any]) -> None:
+    from zoo import registry
+    from zoo.benchmark.results import results_summary, update_registry_results
+
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        # A save_pretrained folder: its card (README.md) gets the results; the weights are rewritten unchanged.
+        card_metrics = dict(model.card.get("metrics") or {})
+        card_metrics[record["suite"]] = results_summary(record)
+        model.card["metrics"] = card_metrics
+        model.save_pretrained(folder)
+        print(f"  card updated: {folder / 'README.md'}")
+        return
+    path = Path(args.registry) if args.registry else registry.registry_path()
+    if update_registry_results(path, source["name"], record):
+        active = registry.registry_path()
+        if active.resolve() == path.resolve():  # re-read the file this process uses, keeping its path
+            registry.reload_registry(active)
+        print(f"  registry updated: {path} [{source['name']}.results.{record['suite']}]")
+    else:
+        print(f"  {source['name']} has no entry in {path}: registry not updated")
+
+
+def _push(args: argparse.Namespace, spec: str, source: dict[str, Any], model: Any, record: dict[str, Any]) -> None:
+    from zoo.benchmark.results import results_summary
+    from zoo.push import push_model, repo_for
+
+    repo = args.repo or repo_for(source["name"])
+    metrics = dict(model.card.get("metrics") or {})
+    metrics[record["suite"]] = results_summary(record)
+    url = push_model(model, repo, name=source["name"], metrics=metrics)
+    print(f"  pushed to {repo}: {url}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Lightning's banner lines (GPU available, tips) would bury the numbers; warnings still show.
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return run(args)
+    except ZooError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
