@@ -318,6 +318,18 @@ def tmp_registry(tmp_path, monkeypatch):
           paper: none
           license: MIT
           origin: trained
+
+        # ---- the next section: its heading comment must stay above its entry
+        identity-other:
+          method: identity
+          task: translation
+          hparams: {}
+          weights: {}
+          io: {range: [0, 1], size_multiple: 1, directions: [a2b], eval_mode: true}
+          dataset: {name: sketch2photo}
+          paper: none
+          license: MIT
+          origin: trained
         """)
     path = tmp_path / "registry.yaml"
     path.write_text(text)
@@ -332,6 +344,8 @@ def test_update_registry_writes_results_and_keeps_comments(tmp_path, tmp_registr
                        "--update-registry", "--registry", str(tmp_registry)]) == 0
     after = tmp_registry.read_text()
     assert before.split("identity-test:")[0] == after.split("identity-test:")[0]  # comments, other entries untouched
+    tail = before[before.index("\n# ---- the next section"):]
+    assert after.endswith(tail) and "results" not in tail  # the next entry keeps its heading; results stay above it
     entry = yaml.safe_load(after)["identity-test"]
     result = entry["results"]["tiny"]
     assert result["metrics"]["psnr"]["protocol"] == "psnr/rgb/v1" and result["n"] == 3

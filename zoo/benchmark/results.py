@@ -181,7 +181,8 @@ def update_registry_results(registry_path: str | os.PathLike[str], name: str, re
     if start is None:
         return False
     end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith((" ", "#"))), len(lines))
-    while end > start + 1 and not lines[end - 1].strip():
+    # Blank lines and column-0 comments before the next entry belong to that entry (its heading).
+    while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
         end -= 1
     entry = yaml.safe_load("".join(lines[start:end]))[name]
     results = dict(entry.get("results") or {})
