@@ -362,7 +362,8 @@ def tiny_folder(tmp_path):
     from zoo.hub import sha256_file
 
     torch.manual_seed(0)
-    folder = zoo.create("pix2pix", ngf=4, ndf=4).save_pretrained(tmp_path / "tiny")
+    folder = zoo.create("pix2pix", ngf=4, ndf=4).save_pretrained(
+        tmp_path / "tiny", license="CC-BY-4.0", description="A tiny test translator.")
     return folder, sha256_file(folder / "model.safetensors")
 
 
@@ -374,6 +375,12 @@ def test_folder_model_card_gets_results(tmp_path, tiny_folder):
     assert record["weights_sha256"] == digest and record["model"] == "tiny"
     card = (folder / "README.md").read_text()
     assert "psnr/rgb/v1" in card and f"{record['metrics']['psnr']['value']}" in card
+    assert "CC-BY-4.0" in card and "A tiny test translator." in card  # the rest of the card survives
+    # A second suite adds its results beside the first instead of replacing them.
+    other = _suite(tmp_path, (suite.read_text().replace("name: tiny", "name: tiny2")), name="suite2")
+    assert bench.main(["--models", str(folder), "--suite", str(other), "--out", str(tmp_path / "out"), "--update-registry"]) == 0
+    card = (folder / "README.md").read_text()
+    assert '"tiny"' in card and '"tiny2"' in card and "CC-BY-4.0" in card
     from zoo.hub import sha256_file
 
     assert sha256_file(folder / "model.safetensors") == digest  # weights unchanged
@@ -420,7 +427,11 @@ def test_push_uploads_exactly_the_model_files_with_metrics_and_never_the_token(t
     assert secret not in captured.out + captured.err + caplog.text
 
     assert push.main([str(folder), "--results", str(out / "results")]) == 2
-    assert "error:" in capsys.readouterr().err and not seen.get("extra")
+    assert "error:" in capsys.readouterr().err
+    # bench --push without a repo refuses before scoring anything.
+    assert bench.main(["--models", str(folder), "--suite", str(suite), "--out", str(tmp_path / "out2"), "--push"]) == 2
+    assert "pass --repo" in capsys.readouterr().err and not (tmp_path / "out2" / "results").exists()
+    assert len(seen["uploads"]) == 2
 
 
 # ---------------------------------------------------------------------------------------- errors

@@ -210,7 +210,8 @@ def test_inception_random_weights_offline():
     fid.update(x, real=True)
     fid.update(torch.flip(x, dims=[3]), real=False)
     value = fid.compute()
-    assert value > 0 and not value.comparable and value.notes == net.notes
+    assert value > 0 and not value.comparable and value.notes[: len(net.notes)] == net.notes
+    assert any("64-d Inception features" in n for n in value.notes)  # published FID is 2048-d
     kid = KID(feature=small, subsets=3)
     assert kid.protocol.id == "kid/tf-inception-2015-12-05/dim64/s3x1000/random-weights/v1"
     with pytest.raises(ZooError, match="feature must be one of"):
@@ -267,7 +268,9 @@ def test_inception_weights_from_path_env_and_caches(no_lookup, monkeypatch):
     published = dataclasses.replace(backbones.BACKBONES["inception"], sha256_prefix=sha256_of(path)[:8])
     monkeypatch.setitem(backbones.BACKBONES, "inception", published)
     assert is_published("inception", path)
-    assert FID(feature=64, weights=path).comparable
+    assert InceptionFeatures(64, weights=path).notes == ()  # the published network: nothing to note
+    # ...but a 64-d tap is not the published protocol (2048-d pool3): that alone is noted.
+    assert FID(feature=64, weights=path).notes == ("64-d Inception features; published FID/KID use the 2048-d pool3",)
 
 
 def test_inception_weights_missing_or_wrong(no_lookup):

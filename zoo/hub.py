@@ -286,6 +286,11 @@ def save_pretrained(model: ZooModule, directory: str | os.PathLike[str], **card:
     # the top-level submodules whose weights are in the file (G, D, ...), not parameter-free ones (losses)
     owners = {k.split(".", 1)[0] for k in state}
     config["components"] = [n for n, _ in model.named_children() if n in owners]
+    # The card's fields (licence, dataset, description, benchmark results) travel with the weights,
+    # so a folder loaded and saved again (e.g. by `zoo.bench --update-registry`) keeps its card.
+    from zoo.module import _jsonable
+
+    config["card"] = _jsonable({k: v for k, v in {**model.card, **card}.items() if k != "repo_id" and v is not None})
 
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
@@ -441,6 +446,9 @@ def _load_files(config_path: Path, weights_path: Path, *, device: Any, strict: b
     if not isinstance(io, dict):
         raise CheckpointError(f"{config_path}: 'io' must be a mapping, got {type(io).__name__}.")
     model.io = {**model.io, **copy.deepcopy(io)}
+    saved_card = config.get("card") or {}
+    if isinstance(saved_card, dict):
+        model.card.update(copy.deepcopy(saved_card))
     try:
         from safetensors.torch import load_file
 

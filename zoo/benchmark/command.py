@@ -302,6 +302,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.push and args.repo and len(specs) > 1:
         raise ZooError(f"--repo names one Hub repo, but {len(specs)} models are selected ({', '.join(specs)}): pick one with --models")
+    if args.push and not args.repo:
+        from zoo.push import repo_for
+
+        for spec in specs:  # before any scoring: a run must not end in a missing repo after minutes of work
+            repo_for(spec)
     backbones = "random" if args.random_backbones else suite.backbones
     weights = {"inception": args.inception_weights, "lpips": args.lpips_weights}
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices

@@ -238,6 +238,8 @@ class _FeatureSetMetric(HiddenNetMixin, ZooMetric):
                 self._not_comparable(note)
             self.random_backbone = net.weights_path is None
             self.num_features = net.num_features
+            if self.num_features != 2048:
+                self._not_comparable(f"{self.num_features}-d Inception features; published FID/KID use the 2048-d pool3")
         self._set_hidden_net(net)
         self.reset_real_features = bool(reset_real_features)
         for side in ("real", "fake"):
