@@ -306,31 +306,20 @@ def tmp_registry(tmp_path, monkeypatch):
     for attr in ("_registry_path_override", "_registry_cache", "_registry_cache_path"):
         monkeypatch.setattr(registry, attr, getattr(registry, attr))
     source = Path(__file__).resolve().parents[1] / "registry.yaml"
-    text = source.read_text() + textwrap.dedent("""
-        # a weight-free entry for the test
-        identity-test:
+    entry = textwrap.dedent("""
+        {name}:
           method: identity
           task: translation
-          hparams: {}
-          weights: {}
-          io: {range: [0, 1], size_multiple: 1, directions: [a2b], eval_mode: true}
-          dataset: {name: sketch2photo}
-          paper: none
-          license: MIT
-          origin: trained
-
-        # ---- the next section: its heading comment must stay above its entry
-        identity-other:
-          method: identity
-          task: translation
-          hparams: {}
-          weights: {}
-          io: {range: [0, 1], size_multiple: 1, directions: [a2b], eval_mode: true}
-          dataset: {name: sketch2photo}
+          hparams: {{}}
+          weights: {{}}
+          io: {{range: [0, 1], size_multiple: 1, directions: [a2b], eval_mode: true}}
+          dataset: {{name: sketch2photo}}
           paper: none
           license: MIT
           origin: trained
         """)
+    text = (source.read_text() + "\n# a weight-free entry for the test" + entry.format(name="identity-test")
+            + "\n# ---- the next section: its heading comment must stay above its entry" + entry.format(name="identity-other"))
     path = tmp_path / "registry.yaml"
     path.write_text(text)
     registry.reload_registry(path)

@@ -75,6 +75,11 @@ def _patterns(values: Sequence[str] | None) -> list[str]:
     return out
 
 
+def _is_path_or_hub(spec: str) -> bool:
+    """A weights folder, a .ckpt or hf-hub:org/repo, rather than a registry name or method key."""
+    return spec.startswith("hf-hub:") or Path(spec).expanduser().exists()
+
+
 def resolve_models(patterns: Sequence[str], tasks: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """(model specs to score, [(name, why skipped)]). Globs skip models without local weights or
     without a track for their task; an exact name is always kept (loading it explains what is missing)."""
@@ -84,7 +89,7 @@ def resolve_models(patterns: Sequence[str], tasks: Sequence[str]) -> tuple[list[
     skipped: list[tuple[str, str]] = []
     for pattern in patterns:
         is_glob = any(c in pattern for c in "*?[")
-        if not is_glob and (pattern.startswith("hf-hub:") or Path(pattern).expanduser().exists()):
+        if not is_glob and _is_path_or_hub(pattern):
             chosen.append(pattern)
             continue
         names = registry.list_models(pattern)
@@ -141,14 +146,13 @@ def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
     from zoo import hub, registry
 
     source: dict[str, Any] = {"spec": spec}
-    try:
-        cls, key, entry = registry.resolve(spec) if not (spec.startswith("hf-hub:") or Path(spec).expanduser().exists()) else (None, None, None)
-    except ZooError:
-        cls, key, entry = None, None, None
+    cls, key, entry = None, None, None
+    if not _is_path_or_hub(spec):
+        cls, key, entry = registry.resolve(spec)  # resolve_models has already checked the name
     if cls is not None and cls.weight_free and not ((entry or {}).get("weights") or {}):
         model = zoo.create(key)
         model.eval()
-        source.update(name=key, weights="none (weight-free)")
+        source["name"] = key
         return model, source
     model = zoo.load(spec)
     folder = Path(spec).expanduser()
