@@ -33,3 +33,15 @@ def make_aligned(root: Path, n_train: int = 4, n_val: int = 2, size: int = 64, s
             a, b = pair_images(offset + i, size)
             Image.fromarray(np.concatenate([a, b], axis=1)).save(folder / f"{i:03d}.png")
     return root
+
+
+def make_unpaired(root: Path, n_train: int = 4, n_val: int = 2, size: int = 32, same_val: bool = False) -> Path:
+    """`root/{train,val}{A,B}/*.png`: A = rectangle outlines, B = filled rectangles, each from its own
+    index (no image of A has a counterpart in B). `same_val` reuses the training images for validation."""
+    for split, count, offset in (("train", n_train, 0), ("val", n_val, 0 if same_val else 1000)):
+        for domain, pick, shift in (("A", 0, 0), ("B", 1, 500)):
+            folder = root / f"{split}{domain}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(pair_images(offset + shift + i, size)[pick]).save(folder / f"{i:03d}.png")
+    return root

@@ -474,6 +474,35 @@ def test_builtin_layout_time_and_manifest(data_builtin):
     assert set(np.unique(a)) <= {0, 255} and (a == 0).mean() > 0.01  # black edges on white
 
 
+def test_builtin_unpaired_domains_share_no_image(tmp_path):
+    """`edges2photo-unpaired`: A = edge drawings, B = photos, each from its own crop; validation crops from
+    the held-out columns; deterministic; served by the DataModule in the unpaired layout."""
+    kw = dict(size=64, n_train=6, n_val=3)
+    folder = ensure_builtin("edges2photo-unpaired", seed=0, cache_dir=tmp_path / "c1", **kw)
+    again = ensure_builtin("edges2photo-unpaired", seed=0, cache_dir=tmp_path / "c2", **kw)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["layout"] == "unpaired" and manifest == json.loads((again / "manifest.json").read_text())
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["trainA", "trainB", "valA", "valB"]
+    files = manifest["files"]
+    for split, count in (("train", 6), ("val", 3)):
+        for i in range(count):
+            a, b = files[f"{split}A/{i:04d}.png"], files[f"{split}B/{i:04d}.png"]
+            assert (a["photo"], a["box"]) != (b["photo"], b["box"])  # A is not drawn from B's crop
+            for entry in (a, b):
+                split_col = entry["train_columns"][1]
+                assert (entry["box"][2] <= split_col) if split == "train" else (entry["box"][0] >= split_col)
+    drawing = np.asarray(Image.open(folder / "trainA" / "0000.png").convert("RGB"))
+    photo = np.asarray(Image.open(folder / "trainB" / "0000.png").convert("RGB"))
+    assert set(np.unique(drawing)) <= {0, 255} and len(np.unique(photo)) > 50
+    dm = ImageFolderDataModule(builtin="edges2photo-unpaired", num_workers=0, load_size=36, crop_size=32)
+    dm._builtin_size = lambda: 64  # a 64-px set (the default is 256 px): faster
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_CACHE", str(tmp_path / "c1"))
+        dm.setup()
+    assert dm.layout == "unpaired" and len(dm.train_dataset) == 48 and len(dm.val_dataset) == 8
+    assert dm.dataset_name == "zoo-builtin-edges2photo-unpaired"
+
+
 def test_builtin_cached_not_rebuilt(data_builtin):
     folder, _ = data_builtin
     before = (folder / "manifest.json").stat().st_mtime_ns

@@ -19,6 +19,7 @@ from zoo.fit import prepare_argv
 from zoo.methods.pix2pix import Pix2Pix
 from zoo.training import ZooCheckpoint
 
+from _helpers import assert_same_state, run_cli
 from _synthetic import make_aligned
 
 TINY = [
@@ -28,12 +29,6 @@ TINY = [
 ]
 
 
-def run_cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "ZOO_CACHE": str(cwd / "cache"), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.fit", *args], cwd=cwd, env=environment, capture_output=True, text=True,
-        timeout=300, stdin=subprocess.DEVNULL,
-    )
 
 
 def test_cli_trains_checkpoints_resumes_and_publishes(tmp_path):
@@ -123,9 +118,8 @@ def test_resume_is_exact(tmp_path):
     straight = _fit(data, tmp_path / "straight", epochs=2)
     _fit(data, tmp_path / "resumed", epochs=1)
     resumed = _fit(data, tmp_path / "resumed", epochs=2, resume=True)
-    a, b = straight.state_dict(), resumed.state_dict()
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    assert_same_state(straight, resumed)
+    a = straight.state_dict()
     assert straight.optimizers()[0].param_groups[0]["lr"] == resumed.optimizers()[0].param_groups[0]["lr"]
     # and the check has teeth: one more epoch changes the weights
     longer = _fit(data, tmp_path / "longer", epochs=3).state_dict()
@@ -169,6 +163,31 @@ def test_predict_cli_writes_one_png_per_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         predict_main(["pix2pix-facadez", str(images), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "pix2pix-facades" in capsys.readouterr().err
+
+
+def test_predict_cli_samples_and_restyles_with_a_multimodal_model(tmp_path, capsys):
+    from zoo.predict import main as predict_main
+
+    folder = zoo.create("munit", dim=8, mlp_dim=16, dis_dim=8, n_res=1).save_pretrained(tmp_path / "w")
+    images = tmp_path / "in"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 45, 3), dtype=np.uint8)).save(images / "x.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "style.png")
+    out = tmp_path / "out"
+    written = predict_main([str(folder), str(images), "--out", str(out), "--n", "3", "--seed", "1"])
+    assert sorted(p.name for p in written) == ["x_s00.png", "x_s01.png", "x_s02.png"]
+    samples = [np.asarray(Image.open(p)) for p in sorted(written)]
+    assert samples[0].shape == (30, 45, 3) and not np.array_equal(samples[0], samples[1])
+    again = predict_main([str(folder), str(images), "--out", str(tmp_path / "again"), "--n", "3", "--seed", "1"])
+    assert all(np.array_equal(np.asarray(Image.open(a)), b) for a, b in zip(sorted(again), samples))
+    styled = predict_main([str(folder), str(images), "--out", str(tmp_path / "s"), "--style", str(tmp_path / "style.png"),
+                           "--direction", "b2a"])
+    assert [p.name for p in styled] == ["x.png"]
+    pix = Pix2Pix(netG="unet_128", ngf=8, ndf=8).save_pretrained(tmp_path / "p")
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(pix), str(images), "--out", str(out), "--n", "2"])
+    assert exit_info.value.code == 2 and "multimodal" in capsys.readouterr().err
 
 
 def test_user_callbacks_are_kept_and_own_checkpointing_wins(tmp_path):

@@ -14,14 +14,14 @@ from PIL import Image
 import zoo
 from zoo.data import ImageFolderDataModule
 from zoo.losses import GANLoss
-from zoo.methods.pix2pix import Pix2Pix, linear_decay
+from zoo.methods.pix2pix import Pix2Pix
+from zoo.training import linear_decay
 from zoo.nn import PatchDiscriminator, UnetGenerator
 
+from _helpers import n_params, tiny_trainer
 from _synthetic import make_aligned
 
 
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def tiny(**hparams) -> Pix2Pix:
@@ -29,12 +29,6 @@ def tiny(**hparams) -> Pix2Pix:
     return Pix2Pix(**{"ngf": 8, "ndf": 8, "netG": "unet_128", **hparams})
 
 
-def tiny_trainer(tmp_path, **kwargs) -> L.Trainer:
-    defaults = dict(
-        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
-    )
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 def tiny_data(root, **kwargs) -> ImageFolderDataModule:

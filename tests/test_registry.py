@@ -349,7 +349,7 @@ def test_shipped_registry_validates(monkeypatch):
     }
     for name, (fname, ds, direction, dirs, domains) in expected.items():
         e = ents[name]
-        assert e["weights"]["official"] == {"url": base + fname, "sha256": None, "converter": "pix2pix"}
+        assert e["weights"]["official"] == {"url": base + fname, "sha256": None, "converter": "pix2pix", "manual": False}
         assert "hub" not in e["weights"]
         assert e["dataset"] == {"name": ds, "layout": "aligned", "direction": direction}
         assert e["io"] == {"range": [-1.0, 1.0], "channels": 3, "size_multiple": 256, "directions": dirs,
@@ -358,11 +358,41 @@ def test_shipped_registry_validates(monkeypatch):
             "BSD-3-Clause", "arXiv:1611.07004", "official", "translation", {})
     maps = ents["pix2pix-maps"]
     assert maps["weights"]["official"] == {
-        "a2b": {"url": base + "sat2map.pth", "sha256": None, "converter": "pix2pix"},
-        "b2a": {"url": base + "map2sat.pth", "sha256": None, "converter": "pix2pix"},
+        "a2b": {"url": base + "sat2map.pth", "sha256": None, "converter": "pix2pix", "manual": False},
+        "b2a": {"url": base + "map2sat.pth", "sha256": None, "converter": "pix2pix", "manual": False},
     }
     assert maps["io"]["directions"] == ["a2b", "b2a"] and maps["hparams"] == {"directions": ["a2b", "b2a"]}
     assert maps["io"]["domains"] == {"a": "aerial", "b": "map"}
     assert maps["dataset"] == {"name": "maps", "layout": "aligned", "direction": "AtoB"}
     assert set(zoo.list_models("pix2pix-*", pretrained=True)) >= set(expected) | {"pix2pix-maps"}
     assert zoo.info("pix2pix-maps")["hparams"]["directions"] == ["a2b", "b2a"]
+
+
+def test_shipped_unpaired_entries(monkeypatch):
+    monkeypatch.delenv("ZOO_REGISTRY", raising=False)
+    monkeypatch.setattr(registry, "_registry_path_override", None)
+    ents = registry.reload_registry()
+    cyclegan = {k: v for k, v in ents.items() if k.startswith("cyclegan-")}
+    assert len(cyclegan) == 18
+    for name, e in cyclegan.items():
+        tag = name.removeprefix("cyclegan-")
+        assert e["weights"]["official"]["url"] == f"http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{tag}.pth"
+        assert e["io"]["directions"] == ["a2b"] and e["io"]["size_multiple"] == 4 and e["hparams"] == {}
+        assert e["dataset"]["layout"] == "unpaired" and e["dataset"]["direction"] in ("AtoB", "BtoA")
+    for tag in ("edges2shoes", "edges2handbags"):
+        official = ents[f"munit-{tag}"]["weights"]["official"]
+        assert official["manual"] is True and official["filename"] == f"{tag}.pt" and official["converter"] == "munit"
+
+
+def test_official_manual_flag_must_be_a_boolean(tmp_path):
+    entry = {
+        "method": "pix2pix", "task": "translation", "hparams": {},
+        "weights": {"official": {"url": "https://example.invalid/folder", "sha256": None, "converter": "pix2pix",
+                                 "manual": "yes"}},
+        "io": {"range": [-1, 1], "size_multiple": 256, "directions": ["a2b"], "eval_mode": True},
+        "dataset": {"name": "x"}, "paper": "arXiv:1611.07004", "license": "BSD-3-Clause", "origin": "official",
+    }
+    with pytest.raises(zoo.RegistryError, match="manual"):
+        registry.validate_entry("pix2pix-x", entry)
+    entry["weights"]["official"]["manual"] = True
+    registry.validate_entry("pix2pix-x", entry)

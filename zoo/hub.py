@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -263,14 +263,18 @@ def _model_card(model: ZooModule, config: dict[str, Any], weights_sha256: str, c
     return "\n".join(lines)
 
 
-def save_pretrained(model: ZooModule, directory: str | os.PathLike[str], **card: Any) -> Path:
+def save_pretrained(
+    model: ZooModule, directory: str | os.PathLike[str], *, components: Iterable[str] | None = None, **card: Any
+) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` into `directory`, atomically.
 
     The files are written and fsynced in a temporary sibling folder that is then swapped into place by
     two renames, so a crash leaves a complete folder: the previous one, the new one, or (if killed
     between the two renames) the previous one under ``.<name>.old-*`` beside it. Files already in `directory` other
     than these three are carried over. `card` adds model-card fields (name, dataset, license, paper,
-    metrics, description, repo_id) over ``model.card``. Returns the folder.
+    metrics, description, repo_id) over ``model.card``. `components` (e.g. ``model.inference_modules``)
+    keeps only those top-level submodules' weights: a published model may hold its generators only.
+    Returns the folder.
     """
     target = Path(directory).expanduser().resolve()
     if target.exists() and not target.is_dir():
@@ -282,6 +286,12 @@ def save_pretrained(model: ZooModule, directory: str | os.PathLike[str], **card:
     target.parent.mkdir(parents=True, exist_ok=True)
 
     state = _safetensors_state(model)
+    if components is not None:
+        keep = set(components)
+        unknown = keep - {name for name, _ in model.named_children()}
+        if unknown:
+            raise ZooError(f"save_pretrained: {type(model).__name__} has no component {sorted(unknown)[0]!r}")
+        state = {k: v for k, v in state.items() if k.split(".", 1)[0] in keep}
     config = model.config()
     # the top-level submodules whose weights are in the file (G, D, ...), not parameter-free ones (losses)
     owners = {k.split(".", 1)[0] for k in state}
@@ -673,7 +683,9 @@ def _load_registry(name: str, *, revision: str | None, device: Any, strict: bool
         model = _official(key, entry, files, tried)
         if model is not None:
             try:
-                save_pretrained(model, conv_dir, name=key, origin=entry.get("origin"))
+                # The release's generators only: no freshly initialised discriminators in the cache.
+                save_pretrained(model, conv_dir, components=model.inference_modules, name=key,
+                                origin=entry.get("origin"))
             except OSError as e:
                 log.warning("could not cache the converted weights in %s: %s", conv_dir, e)
             return _finish(model, device)
@@ -683,6 +695,9 @@ def _load_registry(name: str, *, revision: str | None, device: Any, strict: bool
         if registry.get_converter(spec["converter"]) is None:
             how.append(f"download {spec['url']} to {official_cache_path(spec)}, once a {spec['converter']!r} "
                        f"converter exists (this zoo version has none: the file cannot be read yet)")
+        elif spec.get("manual"):
+            how.append(f"download {official_cache_path(spec).name} by hand from {spec['url']} and put it at "
+                       f"{official_cache_path(spec)} (zoo.load({key!r}) then converts and caches it)")
         else:
             how.append(f"download {spec['url']} to {official_cache_path(spec)} "
                        f"(zoo.load({key!r}) then converts and caches it)")
@@ -716,6 +731,11 @@ def _official(key: str, entry: Mapping[str, Any], files: Mapping[str | None, Map
         if not path.is_file() and registry.get_converter(spec["converter"]) is None:
             # No point downloading what this version cannot convert.
             tried.append(f"{label}: not present, and no {spec['converter']!r} converter is registered to read it")
+            ok = False
+            continue
+        if not path.is_file() and spec.get("manual"):
+            # e.g. a Google Drive folder: a page, not the file; fetching it would store HTML as weights
+            tried.append(f"{label}: not present; download {path.name} by hand from that page and put it there")
             ok = False
             continue
         if not path.is_file():

@@ -312,9 +312,10 @@ def _pad_dim(x: torch.Tensor, pad: int, dim: int, mode: str) -> torch.Tensor:
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int, mode: str = "reflect"
+    x: torch.Tensor, multiple: int, mode: str = "reflect", min_size: int = 1
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad a BCHW tensor at the bottom/right so H and W are multiples of `multiple`.
+    """Pad a BCHW tensor at the bottom/right so H and W are multiples of `multiple`, and at least
+    `min_size` (networks whose reflection paddings need a few pixels at the bottleneck).
 
     `mode` is "reflect" (falls back to replicate where a side is too small, so any size works,
     1x1 included), "replicate" or "constant" (zeros). Returns the padded tensor and the original
@@ -327,8 +328,9 @@ def pad_to_multiple(
     if mode not in ("reflect", "replicate", "constant"):
         raise DataError(f"padding mode {mode!r} is not supported: use reflect, replicate or constant")
     h, w = int(x.shape[-2]), int(x.shape[-1])
-    x = _pad_dim(x, (-h) % multiple, -2, mode)
-    x = _pad_dim(x, (-w) % multiple, -1, mode)
+    floor = -(-int(min_size) // multiple) * multiple  # min_size rounded up to the multiple
+    x = _pad_dim(x, max((-h) % multiple, floor - h), -2, mode)
+    x = _pad_dim(x, max((-w) % multiple, floor - w), -1, mode)
     return x, (h, w)
 
 

@@ -45,6 +45,8 @@ class ZooModule(L.LightningModule):
     #: True for models that need no trained weights (optimisation methods, baselines): `zoo.bench`
     #: scores them from `zoo.create(key)`.
     weight_free: ClassVar[bool] = False
+    #: Smallest side the networks accept; task verbs pad smaller inputs up to it and crop back.
+    min_input_size: int = 1
     #: The validation metric that picks the `best` checkpoint in `zoo.fit`, and its direction.
     monitor: ClassVar[tuple[str, str]] = ("val/L1", "min")
 
@@ -69,11 +71,12 @@ class ZooModule(L.LightningModule):
         }
 
     # ------------------------------------------------------------------------------- publishing
-    def save_pretrained(self, save_directory: str | Path, **card: Any) -> Path:
-        """Write `model.safetensors`, `config.json` and a `README.md` model card into `save_directory`."""
+    def save_pretrained(self, save_directory: str | Path, *, components: Any = None, **card: Any) -> Path:
+        """Write `model.safetensors`, `config.json` and a `README.md` model card into `save_directory`.
+        `components=model.inference_modules` keeps the generators only (no discriminators)."""
         from zoo import hub
 
-        return hub.save_pretrained(self, save_directory, **card)
+        return hub.save_pretrained(self, save_directory, components=components, **card)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload a `save_pretrained` folder to the Hugging Face Hub; returns the commit URL."""

@@ -1,5 +1,6 @@
-"""`python -m zoo.predict <name-or-dir> <inputs...> --out DIR [--direction a2b] [--device cpu]`:
-run a model's task verb on image files or folders and write PNGs named after the inputs."""
+"""`python -m zoo.predict <name-or-dir> <inputs...> --out DIR [--direction a2b] [--device cpu]
+[--n N --seed S | --style IMG]`: run a model's task verb on image files or folders and write PNGs named
+after the inputs (multimodal models: N samples per input, or the style of a reference image)."""
 
 from __future__ import annotations
 
@@ -43,18 +44,36 @@ def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
 
 
 def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, direction: str | None = None,
-                  eval_mode: bool | None = None) -> list[Path]:
-    """Translate every image in `inputs` (files or folders) into `out`; returns the written paths."""
+                  eval_mode: bool | None = None, n: int | None = None, seed: int | None = None,
+                  style: str | None = None) -> list[Path]:
+    """Translate every image in `inputs` (files or folders) into `out`; returns the written paths.
+
+    Multimodal models (MUNIT): `n` writes n samples per input as `<name>_s00.png ...` (styles drawn
+    with `seed`), `style` translates with the style of that reference image."""
+    from zoo.errors import ZooError
     from zoo.imageio import read_image
 
+    multimodal = hasattr(model, "sample")
+    if (n is not None or seed is not None or style is not None) and not multimodal:
+        raise ZooError(f"--n, --seed and --style need a multimodal model; {model.method!r} has one output per input")
+    if n is not None and style is not None:
+        raise ZooError("pass either --n (random styles) or --style (a reference image), not both")
     out = Path(out)
     written = []
     for path, name in _inputs(inputs):
-        result = model.translate(read_image(path), direction=direction, eval_mode=eval_mode)
-        target = out / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        result.save(target)
-        written.append(target)
+        image = read_image(path)
+        if n is not None:
+            results = {name.with_name(f"{name.stem}_s{i:02d}.png"): im
+                       for i, im in enumerate(model.sample(image, n=n, seed=seed, direction=direction))}
+        elif style is not None:
+            results = {name: model.translate(image, direction=direction, style=read_image(style))}
+        else:
+            results = {name: model.translate(image, direction=direction, eval_mode=eval_mode)}
+        for rel, result in results.items():
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            result.save(target)
+            written.append(target)
     return written
 
 
@@ -67,6 +86,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval_mode", choices=("true", "false"), default=None,
                         help="false reproduces the reference test mode (dropout + batch statistics)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="multimodal models: write N samples per input (<name>_s00.png ...)")
+    parser.add_argument("--seed", type=int, default=None, help="multimodal models: seed of the sampled styles")
+    parser.add_argument("--style", default=None, help="multimodal models: take the style of this image")
     args = parser.parse_args(argv)
     import zoo
 
@@ -74,7 +97,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
         _check_device(args.device)
         model = zoo.load(args.model, device=args.device)
         mode = None if args.eval_mode is None else args.eval_mode == "true"
-        written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode)
+        written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode,
+                                n=args.n, seed=args.seed, style=args.style)
     except zoo.ZooError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error

@@ -485,12 +485,15 @@ def _validate_official_file(w: _Where, field: str, spec: Any) -> None:
     if not isinstance(spec, dict):
         raise w.error(
             field,
-            "a mapping {url, sha256, converter[, filename]} or a mapping a2b/b2a -> such a mapping",
+            "a mapping {url, sha256, converter[, filename, manual]} or a mapping a2b/b2a -> such a mapping",
             spec,
         )
-    extra = sorted(set(spec) - {"url", "sha256", "converter", "filename"}, key=str)
+    extra = sorted(set(spec) - {"url", "sha256", "converter", "filename", "manual"}, key=str)
     if extra:
-        raise w.error(f"{field}.{extra[0]}", "only url, sha256, converter and filename")
+        raise w.error(f"{field}.{extra[0]}", "only url, sha256, converter, filename and manual")
+    if not isinstance(spec.setdefault("manual", False), bool):
+        raise w.error(f"{field}.manual", "true (the URL is a page to download the file from by hand) or false",
+                      spec["manual"])
     url = spec.get("url")
     if not isinstance(url, str) or not _URL_RE.match(url):
         raise w.error(f"{field}.url", "an http(s) URL of the released file", url)

@@ -94,7 +94,7 @@ def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eva
     reference = parameter if parameter is not None else buffer
     if reference is not None:
         batch = batch.to(device=reference.device, dtype=reference.dtype)
-    padded, size = pad_to_multiple(batch, int(model.io["size_multiple"]))
+    padded, size = pad_to_multiple(batch, int(model.io["size_multiple"]), min_size=getattr(model, "min_input_size", 1))
     mode = model.io.get("eval_mode", True) if eval_mode is None else eval_mode
     with torch.inference_mode(), inference_mode_of(network, mode):
         y = network(to_range(padded, model.io["range"]))

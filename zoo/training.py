@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import numpy as np
@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from zoo.fsutil import atomic_file
 
-__all__ = ["AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr"]
+__all__ = ["AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -88,3 +88,73 @@ def set_epoch_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: int) -> No
     for group, base_lr, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
         group["lr"] = base_lr * factor(epoch)
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1) -> Callable[[int], float]:
+    """LR factor for the 0-based epoch `e`: 1 for the first `n_epochs`, then linear towards 0 over
+    `n_epochs_decay` (the reference's `lambda_rule`). Epoch e trains at factor(e): full rate for epochs
+    1..100, then 100/101 ... 1/101, the paper's "constant, then linearly decayed to zero" and the
+    reference's schedule while it stepped at each epoch's end. Later reference revisions step at each
+    epoch's start, which shifts this by one epoch (decay from epoch 100, the last epoch at rate 0)."""
+
+    def factor(e: int) -> float:
+        return 1.0 - max(0, e + epoch_count - n_epochs) / float(n_epochs_decay + 1)
+
+    return factor
+
+
+class LinearDecaySchedule:
+    """Mixin for the junyanz recipe (pix2pix, CycleGAN): one Adam per network group, each with the
+    `linear_decay` rule, applied once per epoch. Needs hparams lr, beta1, beta2, n_epochs,
+    n_epochs_decay and epoch_count."""
+
+    hparams: Any
+
+    def linear_decay_optimizers(self, *groups: Any) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
+        """`configure_optimizers` output: Adam(lr, (beta1, beta2)) per parameter group in `groups`."""
+        hp = self.hparams
+        optimizers = [torch.optim.Adam(params, lr=hp.lr, betas=(hp.beta1, hp.beta2)) for params in groups]
+        rule = linear_decay(hp.n_epochs, hp.n_epochs_decay, hp.epoch_count)
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in optimizers]
+        return optimizers, [{"scheduler": s, "interval": "epoch"} for s in schedulers]
+
+    def on_train_epoch_start(self) -> None:
+        # The reference changes the learning rate once per epoch, never per iteration. Setting it from
+        # the epoch number, not by counting steps, keeps it right after resuming from any checkpoint.
+        schedulers = self.lr_schedulers()  # type: ignore[attr-defined]
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            set_epoch_lr(scheduler, self.current_epoch)  # type: ignore[attr-defined]
+
+
+def check_training_size(module: Any, images: torch.Tensor, networks: list[Any], multiple: int) -> None:
+    """Raise `DataError` (once per image size, with what to do) when training images of this size cannot
+    go through `networks`: sides not multiples of `multiple` (the generators would return another size),
+    or too small for a discriminator's stride-2 convolutions and reflection paddings. Sizes are tried by
+    one forward pass of a 1-image zero batch, without gradients."""
+    from zoo.errors import DataError
+
+    checked = module.__dict__.setdefault("_checked_training_sizes", set())
+    h, w = int(images.shape[-2]), int(images.shape[-1])
+    if (h, w) in checked:
+        return
+
+    def fits(size_h: int, size_w: int) -> bool:
+        probe = torch.zeros(1, images.shape[1], size_h, size_w, device=images.device, dtype=images.dtype)
+        try:  # fork_rng: a dropout layer in the probe must not move the RNG streams (exact resumption)
+            with torch.no_grad(), torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
+                for network in networks:
+                    network(probe)
+        except (RuntimeError, ValueError):  # padding larger than the input, 1-pixel InstanceNorm, ...
+            return False
+        return True
+
+    if h % multiple or w % multiple or not fits(h, w):
+        side = multiple * max(1, -(-min(h, w) // multiple))
+        while side < 4096 and not fits(side, side):
+            side += multiple
+        name = getattr(module, "method", "") or type(module).__name__
+        raise DataError(
+            f"training images of {h}x{w} do not fit {name}: its networks need sides that are multiples of "
+            f"{multiple} and at least {side} pixels; set --data.crop_size (and --data.load_size) accordingly"
+        )
+    checked.add((h, w))

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torchvision.utils import make_grid, save_image
 
-__all__ = ["image_grid", "log_image_grid"]
+__all__ = ["image_grid", "log_image_grid", "GridCollector"]
 
 
 def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
@@ -37,3 +37,25 @@ def log_image_grid(module: "L.LightningModule", key: str, grid: torch.Tensor) ->
             save_image(grid, path)
             sent.append(str(path))
     return sent
+
+
+class GridCollector:
+    """Collects the first `limit` validation samples, column by column (e.g. A | G(A) | B), and logs them
+    as one grid at the epoch's end (not during the sanity check)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self.parts: list[list[torch.Tensor]] = []
+
+    def wants_more(self) -> bool:
+        return sum(len(p[0]) for p in self.parts) < self.limit
+
+    def add(self, *columns: torch.Tensor) -> None:
+        if self.wants_more():
+            self.parts.append([c.detach().float().cpu() for c in columns])
+
+    def log(self, module: "L.LightningModule", key: str) -> None:
+        if self.parts and not module.trainer.sanity_checking:
+            columns = [torch.cat(parts)[: self.limit] for parts in zip(*self.parts)]
+            log_image_grid(module, key, image_grid(columns))
+        self.parts = []

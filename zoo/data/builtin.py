@@ -3,7 +3,13 @@
 `edges2photo`: B = a square crop of a colour photograph, A = its Canny edges as black lines on
 white (like edges2shoes). Saved as A|B side-by-side PNGs in the `aligned` layout:
 `train/0000.png ...`, `val/0000.png ...`, plus `manifest.json` (written last: the folder is
-complete iff it exists) listing every file's sha256, source photo and crop box.
+complete iff it exists) listing every file's sha256, source photo and crop box. `sketch2photo` is
+the same with a coloured sketch as A.
+
+`edges2photo-unpaired` (CycleGAN, MUNIT): two unpaired domains in the `unpaired` layout
+(`trainA/ trainB/ valA/ valB/`). A = edge drawings (black lines on white), B = colour photographs,
+where every A image is drawn from its own crop, independent of every B crop: no image of one domain
+has a counterpart in the other, as in horse2zebra.
 
 Validation never shares pixels with training: train crops come from the left 75% of each photo's
 columns, val crops from the right 25%.
@@ -26,7 +32,7 @@ from zoo.fsutil import apply_umask, zoo_cache_dir
 from zoo.errors import DataError
 
 __all__ = [
-    "BUILTIN_DATASETS", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "ensure_generated", "held_out_crop",
+    "BUILTIN_DATASETS", "UNPAIRED_BUILTINS", "builtin_layout", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "ensure_generated", "held_out_crop",
     "canny_edges", "colour_sketch",
 ]
 
@@ -90,7 +96,15 @@ def colour_sketch(rgb: np.ndarray) -> np.ndarray:
 BUILTIN_DATASETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sketch2photo": colour_sketch,
     "edges2photo": canny_edges,
+    "edges2photo-unpaired": canny_edges,
 }
+#: Built-in sets whose A images are rendered from crops of their own (layout `unpaired`).
+UNPAIRED_BUILTINS = frozenset({"edges2photo-unpaired"})
+
+
+def builtin_layout(name: str) -> str:
+    """The folder layout of built-in set `name`: `unpaired` or `aligned`."""
+    return "unpaired" if name in UNPAIRED_BUILTINS else "aligned"
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -133,8 +147,7 @@ def _is_complete(folder: Path) -> bool:
 def held_out_crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
     """A random square crop from the validation columns (right 25%) of `photo`, resized to `size`."""
     h, w = photo.shape[:2]
-    box = _crop_box(rng, w, h, train=False)
-    return np.asarray(Image.fromarray(photo).crop(box).resize((size, size), Image.Resampling.LANCZOS))
+    return _crop(photo, _crop_box(rng, w, h, train=False), size)
 
 
 def _crop_box(rng: np.random.Generator, w: int, h: int, train: bool) -> tuple[int, int, int, int]:
@@ -148,34 +161,47 @@ def _crop_box(rng: np.random.Generator, w: int, h: int, train: bool) -> tuple[in
     return x0, y0, x0 + side, y0 + side
 
 
+def _crop(photo: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(photo).crop(box).resize((size, size), Image.Resampling.LANCZOS))
+
+
 def _generate(folder: Path, name: str, seed: int, size: int, n_train: int, n_val: int) -> None:
     structure = BUILTIN_DATASETS[name]
     photos = {k: load() for k, load in PHOTOS.items()}
     names = list(photos)
     rng = np.random.default_rng(seed)
     files: dict[str, dict] = {}
+    unpaired = name in UNPAIRED_BUILTINS
     for split, count in (("train", n_train), ("val", n_val)):
-        (folder / split).mkdir(parents=True)
         for i in range(count):
             photo_name = names[i % len(names)]
             photo = photos[photo_name]
             h, w = photo.shape[:2]
             box = _crop_box(rng, w, h, train=split == "train")
-            crop = Image.fromarray(photo).crop(box).resize((size, size), Image.Resampling.LANCZOS)
-            b = np.asarray(crop)
-            a = structure(b)
-            pair = np.concatenate([a, b], axis=1)
-            rel = f"{split}/{i:04d}.png"
-            # PIL writes no timestamps into PNGs, so the bytes depend only on the pixels.
-            Image.fromarray(pair).save(folder / rel, format="PNG", compress_level=6)
-            digest = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
-            files[rel] = {
-                "sha256": digest, "photo": photo_name, "photo_size": [w, h], "box": list(box),
-                "train_columns": [0, int(w * _TRAIN_FRACTION)],
-            }
+            b = _crop(photo, box, size)
+            if unpaired:
+                # A comes from a crop of its own (another photo, another place): the domains share no image.
+                a_name = names[(i + len(names) // 2) % len(names)]
+                a_photo = photos[a_name]
+                a_box = _crop_box(rng, a_photo.shape[1], a_photo.shape[0], train=split == "train")
+                items = {
+                    f"{split}A/{i:04d}.png": (structure(_crop(a_photo, a_box, size)), a_name, a_photo, a_box),
+                    f"{split}B/{i:04d}.png": (b, photo_name, photo, box),
+                }
+            else:
+                items = {f"{split}/{i:04d}.png": (np.concatenate([structure(b), b], axis=1), photo_name, photo, box)}
+            for rel, (pixels, source, source_photo, source_box) in items.items():
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                # PIL writes no timestamps into PNGs, so the bytes depend only on the pixels.
+                Image.fromarray(pixels).save(folder / rel, format="PNG", compress_level=6)
+                digest = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+                files[rel] = {
+                    "sha256": digest, "photo": source, "photo_size": list(source_photo.shape[1::-1]),
+                    "box": list(source_box), "train_columns": [0, int(source_photo.shape[1] * _TRAIN_FRACTION)],
+                }
     manifest = {
         "name": name, "version": _VERSION, "seed": seed, "size": size,
-        "n_train": n_train, "n_val": n_val, "layout": "aligned", "files": files,
+        "n_train": n_train, "n_val": n_val, "layout": builtin_layout(name), "files": files,
     }
     # Written last: its presence marks the folder complete.
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -197,7 +223,7 @@ def ensure_builtin(
 ) -> Path:
     """Return the folder of built-in set `name`, generating it (a few seconds) if not cached.
 
-    The folder is laid out for `layout="aligned"`. Generation is deterministic (same arguments ->
+    The folder is laid out as `builtin_layout(name)` says. Generation is deterministic (same arguments ->
     byte-identical files) and atomic: files are written into a temporary sibling folder that is
     renamed into place, so concurrent processes all end with a complete folder.
     """

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from zoo.data.builtin import BUILTIN_DATASETS, ensure_builtin
+from zoo.data.builtin import BUILTIN_DATASETS, builtin_layout, ensure_builtin
 from zoo.data.folders import AlignedDataset, PairedDataset, UnpairedDataset
 from zoo.data.sampling import EpochSampler
 from zoo.data.layouts import LAYOUTS, LayoutFiles, SplitFiles, collect_files, detect_layout
@@ -55,7 +55,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         val_split: split folder used for validation (root/<val_split>/ or <val_split>A/ + B/);
             if "val" is absent the test split is used, and failing that 10% of train held out.
         seed: seed of the held-out validation subset and of the built-in dataset.
-        builtin: built-in dataset used when root is None.
+        builtin: built-in dataset used when root is None: "sketch2photo", "edges2photo" (aligned
+            pairs) or "edges2photo-unpaired" (two unpaired domains, for CycleGAN and MUNIT).
         pin_memory: pin batches in page-locked memory; None = when CUDA is available.
         persistent_workers: keep workers alive between epochs; None = when num_workers > 0.
     """
@@ -140,7 +141,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         if self._root_arg is None:
             root = ensure_builtin(self.builtin, seed=self.seed, size=self._builtin_size())
             log.info("no root given: using the built-in '%s' set at %s", self.builtin, root)
-            layout = "aligned"
+            layout = builtin_layout(self.builtin)
         else:
             root = Path(self._root_arg).expanduser().resolve()
             if self.layout_arg == "auto":

@@ -12,7 +12,7 @@ with the recipe of the junyanz reference: vanilla GAN loss on logits, D's loss h
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,29 +26,16 @@ from zoo.nn import PatchDiscriminator, UnetGenerator, init_normal
 from zoo.hub import load_state_dict_strict
 from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, inference_mode_of
-from zoo.training import set_epoch_lr
-from zoo.visual import image_grid, log_image_grid
+from zoo.training import LinearDecaySchedule
+from zoo.visual import GridCollector
 
-__all__ = ["Pix2Pix", "linear_decay", "from_official"]
+__all__ = ["Pix2Pix", "from_official"]
 
 UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
 
 
-def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1) -> Callable[[int], float]:
-    """LR factor for the 0-based epoch `e`: 1 for the first `n_epochs`, then linear towards 0 over
-    `n_epochs_decay` (the reference's `lambda_rule`). Epoch e trains at factor(e): full rate for epochs
-    1..100, then 100/101 ... 1/101, the paper's "constant, then linearly decayed to zero" and the
-    reference's schedule while it stepped at each epoch's end. Later reference revisions step at each
-    epoch's start, which shifts this by one epoch (decay from epoch 100, the last epoch at rate 0)."""
-
-    def factor(e: int) -> float:
-        return 1.0 - max(0, e + epoch_count - n_epochs) / float(n_epochs_decay + 1)
-
-    return factor
-
-
 @register(key="pix2pix")
-class Pix2Pix(TranslationMixin, ZooModule):
+class Pix2Pix(LinearDecaySchedule, TranslationMixin, ZooModule):
     """pix2pix as a LightningModule. Batches are dicts with "A" and "B" in [-1, 1]; a direction
     "a2b" learns A -> B, "b2a" learns B -> A; `directions=["a2b", "b2a"]` trains one generator and
     one discriminator per direction (e.g. the released maps models: sat2map and map2sat)."""
@@ -128,7 +115,7 @@ class Pix2Pix(TranslationMixin, ZooModule):
         )
         self.criterion_GAN = GANLoss(gan_mode)
         self.io.update(size_multiple=self.G[directions[0]].size_multiple, directions=directions, channels=output_nc)
-        self._grid: list[list[torch.Tensor]] = []
+        self._grid = GridCollector(val_grid_size)
 
     # ------------------------------------------------------------------------------ inference
     def generator(self, direction: str) -> nn.Module:
@@ -182,20 +169,8 @@ class Pix2Pix(TranslationMixin, ZooModule):
 
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, batch_size=len(batch["A"]))
 
-    def on_train_epoch_start(self) -> None:
-        # The reference changes the learning rate once per epoch, never per iteration. Setting it from
-        # the epoch number, not by counting steps, keeps it right after resuming from any checkpoint.
-        for scheduler in self.lr_schedulers():
-            set_epoch_lr(scheduler, self.current_epoch)
-
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
-        hp = self.hparams
-        betas = (hp.beta1, hp.beta2)
-        opt_G = torch.optim.Adam(self.G.parameters(), lr=hp.lr, betas=betas)
-        opt_D = torch.optim.Adam(self.D.parameters(), lr=hp.lr, betas=betas)
-        rule = linear_decay(hp.n_epochs, hp.n_epochs_decay, hp.epoch_count)
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (opt_G, opt_D)]
-        return [opt_G, opt_D], [{"scheduler": s, "interval": "epoch"} for s in schedulers]
+        return self.linear_decay_optimizers(self.G.parameters(), self.D.parameters())
 
     # ----------------------------------------------------------------------------- evaluation
     def _translate_batch(self, batch: dict[str, Any]) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -221,8 +196,8 @@ class Pix2Pix(TranslationMixin, ZooModule):
                 structural_similarity_index_measure(fake, tgt, data_range=1.0),
                 batch_size=n,
             )
-            if stage == "val" and len(l1s) == 1 and sum(len(c[0]) for c in self._grid) < self.hparams.val_grid_size:
-                self._grid.append([src.cpu(), fake.cpu(), tgt.cpu()])
+            if stage == "val" and len(l1s) == 1:
+                self._grid.add(src, fake, tgt)
         if len(l1s) > 1:  # one number to monitor for checkpoints
             self.log(f"{stage}/L1", torch.stack(l1s).mean(), batch_size=n)
 
@@ -233,10 +208,7 @@ class Pix2Pix(TranslationMixin, ZooModule):
         self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        if self._grid and not self.trainer.sanity_checking:
-            columns = [torch.cat(parts)[: self.hparams.val_grid_size] for parts in zip(*self._grid)]
-            log_image_grid(self, "val/grid", image_grid(columns))
-        self._grid = []
+        self._grid.log(self, "val/grid")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return {d: fake for d, _, fake, _ in self._translate_batch(batch)} | {

@@ -12,10 +12,11 @@ from zoo.metrics.fid import FID, KID, InceptionFeatures
 from zoo.metrics.lpips import LPIPS, LPIPSDiversity
 from zoo.metrics.pixel import PSNR, SSIM, psnr, rgb_to_y, ssim
 from zoo.metrics.resize import imresize_matlab, make_lr, mod_crop
+from zoo.metrics.swd import PatchSWD, patch_swd, sliced_wasserstein
 
 __all__ = [
     "MetricResult", "PerItemMetric", "Protocol", "ZooMetric", "as_uint8", "check_images",
     "BACKBONES", "find_backbone_weights",
     "FID", "KID", "InceptionFeatures", "LPIPS", "LPIPSDiversity", "PSNR", "SSIM",
-    "psnr", "ssim", "rgb_to_y", "imresize_matlab", "make_lr", "mod_crop",
+    "psnr", "ssim", "rgb_to_y", "imresize_matlab", "make_lr", "mod_crop", "PatchSWD", "patch_swd", "sliced_wasserstein",
 ]

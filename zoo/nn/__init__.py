@@ -1,8 +1,18 @@
 """Shared network blocks: norms, generators, discriminators, initialisation."""
 
+from zoo.nn.blocks import MLP, Conv2dBlock, LinearBlock, ResBlock, ResBlocks
+from zoo.nn.image_pool import ImagePool
 from zoo.nn.init import init_normal
-from zoo.nn.norm import NORMS, norm_layer, uses_bias
+from zoo.nn.multiscale import MultiScaleDiscriminator
+from zoo.nn.norm import NORMS, AdaptiveInstanceNorm2d, MunitLayerNorm, norm_layer, uses_bias
 from zoo.nn.patchgan import PatchDiscriminator
+from zoo.nn.resnet import RESNET_BLOCKS, ResnetBlock, ResnetGenerator
 from zoo.nn.unet import UnetGenerator, UnetSkipBlock
+from zoo.nn.vgg import VGGFeatures
 
-__all__ = ["init_normal", "NORMS", "norm_layer", "uses_bias", "PatchDiscriminator", "UnetGenerator", "UnetSkipBlock"]
+__all__ = [
+    "MLP", "Conv2dBlock", "LinearBlock", "ResBlock", "ResBlocks", "MultiScaleDiscriminator",
+    "AdaptiveInstanceNorm2d", "MunitLayerNorm",
+    "ImagePool", "init_normal", "NORMS", "norm_layer", "uses_bias", "PatchDiscriminator",
+    "RESNET_BLOCKS", "ResnetBlock", "ResnetGenerator", "UnetGenerator", "UnetSkipBlock", "VGGFeatures",
+]
