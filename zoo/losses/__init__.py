@@ -1,5 +1,13 @@
-"""Shared losses: adversarial (vanilla, lsgan, hinge); content, Gram/style and TV losses join later."""
+"""Shared losses: adversarial (vanilla, lsgan, hinge), content/style (Gram, mean/std) and image priors."""
 
 from zoo.losses.adversarial import GAN_MODES, GANLoss
+from zoo.losses.regularizers import alpha_norm, total_variation
+from zoo.losses.style import (
+    CONTENT_CONVENTIONS, GRAM_CONVENTIONS, content_loss, gram_matrix, layered_style_loss, mean_std,
+    mean_std_style_loss, style_loss,
+)
 
-__all__ = ["GAN_MODES", "GANLoss"]
+__all__ = [
+    "GAN_MODES", "GANLoss", "alpha_norm", "total_variation", "CONTENT_CONVENTIONS", "GRAM_CONVENTIONS",
+    "content_loss", "gram_matrix", "layered_style_loss", "mean_std", "mean_std_style_loss", "style_loss",
+]

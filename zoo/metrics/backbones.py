@@ -91,6 +91,14 @@ BACKBONES: dict[str, BackboneFile] = {
             "ZOO_VGG16_WEIGHTS",
             "torchvision ImageNet VGG16 (LPIPS net='vgg')",
         ),
+        BackboneFile(
+            "vgg19",
+            "vgg19-dcbb9e9d.pth",
+            "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            "dcbb9e9d",
+            "ZOO_VGG19_WEIGHTS",
+            "torchvision ImageNet VGG19 (style and content losses)",
+        ),
     )
 }
 

@@ -34,11 +34,13 @@ def vgg_layer_names(arch: str = "vgg16") -> list[str]:
 
 class VGGFeatures(nn.Module):
     """`forward(x)` with x in [0, 1] (ImageNet-normalised inside) returns {layer name: activation} for the
-    requested `layers`; only the layers up to the deepest requested one are built. `weights`: "default"
-    (the published torchvision file, looked up offline), a path, or None (random weights, for tests)."""
+    requested `layers` (`conv4_2`, `relu1_1`, `pool3`, ...); only the layers up to the deepest requested one
+    are built. `arch`: vgg16 or vgg19. `weights`: "default" (the published torchvision file, looked up
+    offline), a path, or None (random weights, for tests). `pool="avg"` replaces max pooling by average
+    pooling (Gatys et al. §2)."""
 
     def __init__(self, arch: str = "vgg16", layers: tuple[str, ...] = ("relu5_3",),
-                 weights: str | os.PathLike | None = "default") -> None:
+                 weights: str | os.PathLike | None = "default", pool: str = "max") -> None:
         super().__init__()
         if arch not in _CONFIGS or arch not in BACKBONES:
             known = sorted(set(_CONFIGS) & set(BACKBONES))
@@ -55,6 +57,10 @@ class VGGFeatures(nn.Module):
             state = load_backbone_state_dict(path)
             load_strict(features, {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")},
                         path, arch)
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg' (Gatys et al. recommend average pooling), got {pool!r}")
+        if pool == "avg":  # same windows, no weights involved: the loaded convolutions are unchanged
+            features = nn.Sequential(*(nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d) else m for m in features))
         self.features = features[:depth]
         self._names = names[:depth]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
