@@ -130,3 +130,50 @@ def test_vgg19_taps_and_average_pooling(tmp_path):
         assert torch.allclose(avg, reference.features[5:7](manual), atol=1e-5)
     with pytest.raises(ValueError, match="pool"):
         VGGFeatures("vgg19", weights=None, pool="median")
+
+
+def test_adain_vgg_normalised_layout_and_keys(tmp_path):
+    from zoo.nn.vgg import _adain_layers
+
+    seq, names = _adain_layers()
+    assert len(seq) == 53 and sum(p.numel() for p in seq.parameters()) == 20_024_396
+    conv_keys = [0, 2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51]
+    assert list(seq.state_dict()) == [f"{i}.{p}" for i in conv_keys for p in ("weight", "bias")]
+    assert names.index("relu1_1") == 3 and names.index("relu2_1") == 10 and names.index("relu3_1") == 17
+    assert names.index("relu4_1") == 30  # the reference's enc_4 = [18:31]
+    assert all(m.ceil_mode for m in seq if isinstance(m, torch.nn.MaxPool2d))
+    torch.manual_seed(0)
+    torch.save(seq.state_dict(), tmp_path / "vgg_normalised.pth")
+    features = VGGFeatures("vgg19", ("relu4_1",), weights=tmp_path / "vgg_normalised.pth", variant="adain")
+    x = torch.rand(1, 3, 35, 29)  # odd sizes: ceil_mode pooling
+    with torch.no_grad():
+        assert torch.allclose(features(x)["relu4_1"], seq[:31](x), atol=1e-5)  # input used as is (RGB [0, 1])
+    assert not features.random_weights
+
+
+def test_gatys_caffe_vgg_preprocessing_and_key_names(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    reference = torchvision.models.vgg19(weights=None).features.eval()
+    names = vgg_layer_names("vgg19")
+    state = {f"{names[i]}.{p}": t for i, m in enumerate(reference) if isinstance(m, torch.nn.Conv2d)
+             for p, t in (("weight", m.weight.detach()), ("bias", m.bias.detach()))}
+    assert "conv5_4.bias" in state and len(state) == 32
+    folder = tmp_path / "vggs"
+    folder.mkdir()
+    torch.save(state, folder / "vgg_conv.pth")
+    monkeypatch.setenv("ZOO_VGG_WEIGHTS", str(folder))  # a folder holding the variant's file
+    features = VGGFeatures("vgg19", ("relu3_1",), variant="gatys")
+    x = torch.rand(1, 3, 24, 24)
+    caffe = (x.flip(1) - torch.tensor([0.40760392, 0.45795686, 0.48501961]).view(1, 3, 1, 1)) * 255
+    with torch.no_grad():
+        assert torch.allclose(features(x)["relu3_1"], reference[: names.index("relu3_1") + 1](caffe), atol=1e-3)
+    monkeypatch.setenv("ZOO_VGG_WEIGHTS", str(tmp_path / "empty"))
+    with pytest.raises(zoo.WeightsNotFoundError, match="ZOO_VGG_WEIGHTS.*vgg_conv.pth"):
+        VGGFeatures("vgg19", ("relu3_1",), variant="gatys")
+    monkeypatch.delenv("ZOO_VGG_WEIGHTS")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(zoo.WeightsNotFoundError, match="bethgelab"):
+        VGGFeatures("vgg19", ("relu3_1",), variant="gatys")
+    with pytest.raises(ValueError, match="vgg19 only"):
+        VGGFeatures("vgg16", variant="adain", weights=None)

@@ -99,6 +99,22 @@ BACKBONES: dict[str, BackboneFile] = {
             "ZOO_VGG19_WEIGHTS",
             "torchvision ImageNet VGG19 (style and content losses)",
         ),
+        BackboneFile(
+            "vgg19-gatys",
+            "vgg_conv.pth",
+            "https://bethgelab.org/media/uploads/pytorch_models/vgg_conv.pth",
+            "",  # not recorded: the file could not be downloaded here
+            "ZOO_VGG_CONV_WEIGHTS",
+            "Gatys et al.'s normalised VGG19 (Caffe preprocessing), from leongatys/PytorchNeuralStyleTransfer",
+        ),
+        BackboneFile(
+            "vgg19-adain",
+            "vgg_normalised.pth",
+            "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth",
+            "",  # not recorded: the file could not be downloaded here
+            "ZOO_VGG_NORMALISED_WEIGHTS",
+            "AdaIN's vgg_normalised encoder (1x1 preprocessing conv, reflection padding), naoto0804/pytorch-AdaIN",
+        ),
     )
 }
 
@@ -205,8 +221,10 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def is_published(name: str, path: str | os.PathLike) -> bool:
-    """Whether the file's sha256 starts with the published prefix of backbone `name`."""
-    return sha256_of(path).startswith(_backbone(name).sha256_prefix)
+    """Whether the file's sha256 starts with the published prefix of backbone `name` (False when zoo has
+    no recorded prefix for it)."""
+    prefix = _backbone(name).sha256_prefix
+    return bool(prefix) and sha256_of(path).startswith(prefix)
 
 
 def backbone_notes(name: str, path: Path | None) -> list[str]:
