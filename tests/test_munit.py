@@ -632,7 +632,7 @@ def test_domain_invariant_perceptual_loss_trains_and_is_kept_out_of_the_weights(
     torch.manual_seed(0)
     loss = DomainInvariantPerceptualLoss(weights=None)
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    fa, fb = loss.vgg((a + 1) / 2)["relu5_3"], loss.vgg((b + 1) / 2)["relu5_3"]
+    fa, fb = loss.network((a + 1) / 2)["relu5_3"], loss.network((b + 1) / 2)["relu5_3"]
     expected = torch.mean((F.instance_norm(fa) - F.instance_norm(fb)) ** 2)
     assert torch.allclose(loss(a, b), expected) and float(loss(a, a)) == pytest.approx(0.0, abs=1e-10)
     model = tiny(vgg_w=1.0, vgg_weights=None)

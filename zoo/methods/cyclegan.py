@@ -27,7 +27,7 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.hub import load_state_dict_strict
 from zoo.losses import GANLoss
-from zoo.metrics.swd import PatchSWD
+from zoo.metrics.swd import PatchSWD, log_domain_distances
 from zoo.module import ZooModule
 from zoo.nn import RESNET_BLOCKS, ImagePool, PatchDiscriminator, ResnetGenerator, init_normal
 from zoo.registry import DIRECTIONS, register, register_converter
@@ -227,16 +227,6 @@ class CycleGAN(LinearDecaySchedule, TranslationMixin, ZooModule):
             self._grids["a2b"].add(unit["A"], unit["fake_B"], unit["rec_A"])
             self._grids["b2a"].add(unit["B"], unit["fake_A"], unit["rec_B"])
 
-    def _log_swd(self, stage: str) -> None:
-        if not self.swd["a2b"].num_updates:  # no batch ran (e.g. limit_val_batches=0)
-            return
-        values = {d: metric.compute() for d, metric in self.swd.items()}
-        for d, value in values.items():
-            self.log(f"{stage}/swd_{d}", value, sync_dist=False)
-        self.log(f"{stage}/swd", (values["a2b"] + values["b2a"]) / 2, prog_bar=stage == "val")
-        for metric in self.swd.values():
-            metric.reset()
-
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
@@ -244,12 +234,12 @@ class CycleGAN(LinearDecaySchedule, TranslationMixin, ZooModule):
         self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_swd("val")
+        log_domain_distances(self, "val", self.swd)
         for direction, grid in self._grids.items():
             grid.log(self, f"val/grid_{direction}")
 
     def on_test_epoch_end(self) -> None:
-        self._log_swd("test")
+        log_domain_distances(self, "test", self.swd)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         out: dict[str, Any] = {"A_path": batch.get("A_path"), "B_path": batch.get("B_path")}

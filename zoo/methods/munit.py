@@ -31,11 +31,15 @@ from torch import nn
 from zoo.errors import DataError, ZooError
 from zoo.hub import load_state_dict_strict
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
-from zoo.metrics.swd import PatchSWD
+from zoo.losses import GANLoss
+from zoo.metrics.backbones import HiddenNetMixin
+from zoo.metrics.swd import PatchSWD, log_domain_distances
 from zoo.module import ZooModule
-from zoo.nn import MLP, AdaptiveInstanceNorm2d, Conv2dBlock, MultiScaleDiscriminator, ResBlocks
+from zoo.nn import (
+    MLP, AdaptiveInstanceNorm2d, Conv2dBlock, MultiScaleDiscriminator, ResBlocks, init_kaiming, init_normal,
+)
 from zoo.registry import DIRECTIONS, register, register_converter
-from zoo.tasks import TranslationMixin, inference_mode_of
+from zoo.tasks import TranslationMixin, apply_network, inference_mode_of
 from zoo.training import check_training_size, set_epoch_lr
 from zoo.visual import GridCollector
 
@@ -152,53 +156,20 @@ class AdaINGenerator(nn.Module):
             offset += 2 * c
 
 
-def kaiming_init(module: nn.Module) -> nn.Module:
-    """The reference's `weights_init('kaiming')`: Conv/Linear weights ~ kaiming_normal (fan_in, a=0),
-    biases 0. LayerNorm's gamma keeps its U(0, 1) initialisation."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return module
-
-
-def gaussian_init(module: nn.Module, std: float = 0.02) -> nn.Module:
-    """The reference's `weights_init('gaussian')` for the discriminators: N(0, 0.02), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return module
-
-
 # ---------------------------------------------------------------------------------------------- losses
 
 
-def lsgan_d_loss(outputs_fake: list[torch.Tensor], outputs_real: list[torch.Tensor]) -> torch.Tensor:
-    """Σ_scales mean(D(fake)²) + mean((D(real) - 1)²) — the reference's `calc_dis_loss` (lsgan)."""
-    return sum(torch.mean(f**2) + torch.mean((r - 1) ** 2) for f, r in zip(outputs_fake, outputs_real))
+def multiscale_gan_loss(criterion: GANLoss, outputs: list[torch.Tensor], target_is_real: bool, *,
+                        for_discriminator: bool = True) -> torch.Tensor:
+    """Σ over the discriminator's scales (the reference's `calc_dis_loss` / `calc_gen_loss`)."""
+    return sum(criterion(out, target_is_real, for_discriminator=for_discriminator) for out in outputs)
 
 
-def lsgan_g_loss(outputs_fake: list[torch.Tensor]) -> torch.Tensor:
-    """Σ_scales mean((D(fake) - 1)²) — the reference's `calc_gen_loss` (lsgan)."""
-    return sum(torch.mean((f - 1) ** 2) for f in outputs_fake)
+#: MUNIT's gan_type -> zoo.losses.GANLoss mode (nsgan: the non-saturating loss on logits).
+GAN_MODES = {"lsgan": "lsgan", "nsgan": "vanilla"}
 
 
-def nsgan_d_loss(outputs_fake: list[torch.Tensor], outputs_real: list[torch.Tensor]) -> torch.Tensor:
-    return sum(F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
-               + F.binary_cross_entropy_with_logits(r, torch.ones_like(r)) for f, r in zip(outputs_fake, outputs_real))
-
-
-def nsgan_g_loss(outputs_fake: list[torch.Tensor]) -> torch.Tensor:
-    return sum(F.binary_cross_entropy_with_logits(f, torch.ones_like(f)) for f in outputs_fake)
-
-
-GAN_LOSSES = {"lsgan": (lsgan_d_loss, lsgan_g_loss), "nsgan": (nsgan_d_loss, nsgan_g_loss)}
-
-
-class DomainInvariantPerceptualLoss(nn.Module):
+class DomainInvariantPerceptualLoss(HiddenNetMixin, nn.Module):
     """MSE between instance-normalised VGG-16 relu5_3 features of a translation and of its source image
     (the reference's `compute_vgg_loss`; used by MUNIT for large-scale street scenes, §B.1). zoo uses
     torchvision's ImageNet VGG-16 (RGB, ImageNet normalisation) where the reference used a Caffe
@@ -210,17 +181,12 @@ class DomainInvariantPerceptualLoss(nn.Module):
         super().__init__()
         from zoo.nn.vgg import VGGFeatures
 
-        object.__setattr__(self, "vgg", VGGFeatures("vgg16", ("relu5_3",), weights))
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        out = super()._apply(fn, *args, **kwargs)
-        self.vgg._apply(fn, *args, **kwargs)
-        return out
+        self._set_hidden_net(VGGFeatures("vgg16", ("relu5_3",), weights))
 
     def forward(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`image`, `target` in [-1, 1]."""
-        feat_image = self.vgg((image + 1) / 2)["relu5_3"]
-        feat_target = self.vgg((target + 1) / 2)["relu5_3"]
+        feat_image = self.network((image + 1) / 2)["relu5_3"]
+        feat_target = self.network((target + 1) / 2)["relu5_3"]
         return torch.mean((F.instance_norm(feat_image) - F.instance_norm(feat_target)) ** 2)
 
 
@@ -344,8 +310,8 @@ class MUNIT(TranslationMixin, ZooModule):
             val_lpips: log `val/lpips_diversity_*` when the LPIPS weights are available offline.
         """
         super().__init__()
-        if gan_type not in GAN_LOSSES:
-            raise ZooError(f"unknown gan_type {gan_type!r}: choose one of {', '.join(GAN_LOSSES)}")
+        if gan_type not in GAN_MODES:
+            raise ZooError(f"unknown gan_type {gan_type!r}: choose one of {', '.join(GAN_MODES)}")
         if n_downsample < 0 or n_res < 0 or style_dim < 1:
             raise ZooError("n_downsample and n_res must be >= 0 and style_dim >= 1")
         if val_samples < 2:
@@ -354,14 +320,16 @@ class MUNIT(TranslationMixin, ZooModule):
         self.automatic_optimization = False  # discriminators first, then generators (reference order)
 
         def generator() -> AdaINGenerator:
-            return kaiming_init(AdaINGenerator(3, dim, style_dim, n_downsample, n_res, mlp_dim, activ, pad_type))
+            return init_kaiming(AdaINGenerator(3, dim, style_dim, n_downsample, n_res, mlp_dim, activ, pad_type))
 
         def discriminator() -> MultiScaleDiscriminator:
-            return gaussian_init(kaiming_init(
-                MultiScaleDiscriminator(3, dis_dim, dis_n_layer, dis_norm, dis_activ, num_scales, dis_pad_type)))
+            return init_normal(init_kaiming(
+                MultiScaleDiscriminator(3, dis_dim, dis_n_layer, dis_norm, dis_activ, num_scales, dis_pad_type)),
+                0.02, batchnorm=False)
 
         self.gen_a, self.gen_b = generator(), generator()
         self.dis_a, self.dis_b = discriminator(), discriminator()
+        self.criterion_GAN = GANLoss(GAN_MODES[gan_type])
         self.io["size_multiple"] = 2**n_downsample
         # Reflection paddings need 2 pixels where the style encoder's 4th stride-2 conv and the content
         # encoder's residual blocks run: smaller inputs are padded up by the task verbs.
@@ -410,8 +378,6 @@ class MUNIT(TranslationMixin, ZooModule):
                   eval_mode: bool | None = None) -> Any:
         """Translate `x` keeping its content, with `style` (a code, or a reference image of the target
         domain; None = the zero code, the prior's mean). Any input kind and size; returns the same kind."""
-        from zoo.tasks import apply_network
-
         return apply_network(self, self.generator(self.resolve_direction(direction), style), x, eval_mode=eval_mode)
 
     def sample(self, x: Any, n: int = 8, seed: int | None = None, direction: str | None = None) -> Any:
@@ -463,7 +429,6 @@ class MUNIT(TranslationMixin, ZooModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         hp = self.hparams
-        d_loss, g_loss = GAN_LOSSES[hp.gan_type]
         opt_gen, opt_dis = self.optimizers()
         self._set_iteration_lr()
         x_a, x_b = batch["A"], batch["B"]
@@ -478,8 +443,11 @@ class MUNIT(TranslationMixin, ZooModule):
         with torch.no_grad():
             x_ba = self.gen_a.decode(self.gen_b.enc_content(x_b), s_a)
             x_ab = self.gen_b.decode(self.gen_a.enc_content(x_a), s_b)
-        loss_D_a = hp.gan_w * d_loss(self.dis_a(x_ba), self.dis_a(x_a))
-        loss_D_b = hp.gan_w * d_loss(self.dis_b(x_ab), self.dis_b(x_b))
+        gan = self.criterion_GAN
+        loss_D_a = hp.gan_w * (multiscale_gan_loss(gan, self.dis_a(x_ba), False)
+                               + multiscale_gan_loss(gan, self.dis_a(x_a), True))
+        loss_D_b = hp.gan_w * (multiscale_gan_loss(gan, self.dis_b(x_ab), False)
+                               + multiscale_gan_loss(gan, self.dis_b(x_b), True))
         opt_dis.zero_grad(set_to_none=True)
         self.manual_backward(loss_D_a + loss_D_b)
         opt_dis.step()
@@ -498,8 +466,8 @@ class MUNIT(TranslationMixin, ZooModule):
         c_b_recon, s_a_recon = self.gen_a.encode(x_ba)  # encode again
         c_a_recon, s_b_recon = self.gen_b.encode(x_ab)
         losses = {
-            "loss_GAN_a": hp.gan_w * g_loss(self.dis_a(x_ba)),
-            "loss_GAN_b": hp.gan_w * g_loss(self.dis_b(x_ab)),
+            "loss_GAN_a": hp.gan_w * multiscale_gan_loss(gan, self.dis_a(x_ba), True, for_discriminator=False),
+            "loss_GAN_b": hp.gan_w * multiscale_gan_loss(gan, self.dis_b(x_ab), True, for_discriminator=False),
             "loss_recon_x_a": hp.recon_x_w * F.l1_loss(x_a_recon, x_a),
             "loss_recon_x_b": hp.recon_x_w * F.l1_loss(x_b_recon, x_b),
             "loss_recon_c_a": hp.recon_c_w * F.l1_loss(c_a_recon, c_a),
@@ -587,13 +555,7 @@ class MUNIT(TranslationMixin, ZooModule):
         self._evaluate(batch, batch_idx, "test")
 
     def _log_epoch(self, stage: str) -> None:
-        if self.swd["a2b"].num_updates:
-            values = {d: metric.compute() for d, metric in self.swd.items()}
-            for d, value in values.items():
-                self.log(f"{stage}/swd_{d}", value)
-            self.log(f"{stage}/swd", (values["a2b"] + values["b2a"]) / 2, prog_bar=stage == "val")
-        for metric in self.swd.values():
-            metric.reset()
+        log_domain_distances(self, stage, self.swd)
         for direction, metric in self._diversity.items():
             if metric is not None and metric.update_called:
                 self.log(f"{stage}/lpips_diversity_{direction}", float(metric.compute()))

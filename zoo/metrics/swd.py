@@ -10,6 +10,7 @@ numbers are not comparable with ProGAN's tables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-__all__ = ["sliced_wasserstein", "patch_descriptors", "patch_swd", "PatchSWD"]
+__all__ = ["sliced_wasserstein", "patch_descriptors", "patch_swd", "PatchSWD", "log_domain_distances"]
 
 
 def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 512, seed: int = 0) -> Tensor:
@@ -98,3 +99,17 @@ class PatchSWD(Metric):
     def reset(self) -> None:
         super().reset()
         self.num_updates = 0
+
+
+def log_domain_distances(module: Any, stage: str, metrics: Mapping[str, PatchSWD]) -> None:
+    """Log `<stage>/swd_<key>` for each metric and `<stage>/swd`, the mean of the `a2b` and `b2a` ones (the
+    unpaired methods' monitor), then reset them all. Nothing is logged when no batch ran (e.g.
+    `limit_val_batches=0`). Under DDP the metrics have gathered every process's patches, so every
+    process logs the same values."""
+    if metrics["a2b"].num_updates:
+        values = {key: metric.compute() for key, metric in metrics.items()}
+        for key, value in values.items():
+            module.log(f"{stage}/swd_{key}", value)
+        module.log(f"{stage}/swd", (values["a2b"] + values["b2a"]) / 2, prog_bar=stage == "val")
+    for metric in metrics.values():
+        metric.reset()

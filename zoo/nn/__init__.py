@@ -2,7 +2,7 @@
 
 from zoo.nn.blocks import MLP, Conv2dBlock, LinearBlock, ResBlock, ResBlocks
 from zoo.nn.image_pool import ImagePool
-from zoo.nn.init import init_normal
+from zoo.nn.init import init_kaiming, init_normal
 from zoo.nn.multiscale import MultiScaleDiscriminator
 from zoo.nn.norm import NORMS, AdaptiveInstanceNorm2d, MunitLayerNorm, norm_layer, uses_bias
 from zoo.nn.patchgan import PatchDiscriminator
@@ -13,6 +13,6 @@ from zoo.nn.vgg import VGGFeatures
 __all__ = [
     "MLP", "Conv2dBlock", "LinearBlock", "ResBlock", "ResBlocks", "MultiScaleDiscriminator",
     "AdaptiveInstanceNorm2d", "MunitLayerNorm",
-    "ImagePool", "init_normal", "NORMS", "norm_layer", "uses_bias", "PatchDiscriminator",
+    "ImagePool", "init_kaiming", "init_normal", "NORMS", "norm_layer", "uses_bias", "PatchDiscriminator",
     "RESNET_BLOCKS", "ResnetBlock", "ResnetGenerator", "UnetGenerator", "UnetSkipBlock", "VGGFeatures",
 ]
