@@ -534,3 +534,51 @@ def test_atomic_file_keeps_the_old_file_on_error_and_normal_permissions(tmp_path
     mask = os.umask(0)
     os.umask(mask)
     assert target.read_bytes() == b"new" and (target.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_official_tensorflow_checkpoint_needs_tensorflow_then_converts(tmp_registry, tmp_path, monkeypatch):
+    import types
+
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    tmp_registry({
+        "tinynet-tf": {"weights": {"official": {"url": "http://example.com/rel/tiny.ckpt", "sha256": None,
+                                                "converter": "tinynet", "format": "tensorflow"}}},
+    })
+    (tmp_path / "zoocache" / "official").mkdir(parents=True)
+    (tmp_path / "zoocache" / "official" / "tiny.ckpt").write_bytes(b"not read by torch")
+    calls: list = []
+    _register_tiny_converter(calls)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # not installed
+    with pytest.raises(CheckpointError, match="needs TensorFlow .*pip install tensorflow-cpu"):
+        zoo.load("tinynet-tf")
+    src = _model()
+    variables = {k: v.numpy() for k, v in src.G.state_dict().items()}
+
+    class Reader:
+        def get_variable_to_shape_map(self):
+            return {k: list(v.shape) for k, v in variables.items()}
+
+        def get_tensor(self, name):
+            return variables[name]
+
+    fake = types.SimpleNamespace(train=types.SimpleNamespace(load_checkpoint=lambda path: Reader()))
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+
+    def convert(state, **hparams):  # the converter receives {variable name: numpy array}
+        calls.append(state)
+        model = TinyNet(**hparams)
+        model.G.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        return model
+
+    monkeypatch.setitem(registry._CONVERTERS, "tinynet", convert)
+    loaded = zoo.load("tinynet-tf")
+    assert set(calls[-1]) == set(variables) and _same_state(loaded.G, src.G)
+
+
+def test_weight_free_method_key_loads_as_its_recipe():
+    from tinymethod import TinyNet as _T  # noqa: F401  (registers tinynet)
+
+    with pytest.raises(WeightsNotFoundError, match="is a method, not a model with weights"):
+        zoo.load("tinynet")
+    model = zoo.load("bicubic")
+    assert model.method == "bicubic" and not model.training

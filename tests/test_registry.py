@@ -349,7 +349,7 @@ def test_shipped_registry_validates(monkeypatch):
     }
     for name, (fname, ds, direction, dirs, domains) in expected.items():
         e = ents[name]
-        assert e["weights"]["official"] == {"url": base + fname, "sha256": None, "converter": "pix2pix", "manual": False}
+        assert e["weights"]["official"] == {"url": base + fname, "sha256": None, "converter": "pix2pix", "manual": False, "format": "torch"}
         assert "hub" not in e["weights"]
         assert e["dataset"] == {"name": ds, "layout": "aligned", "direction": direction}
         assert e["io"] == {"range": [-1.0, 1.0], "channels": 3, "size_multiple": 256, "directions": dirs,
@@ -358,8 +358,8 @@ def test_shipped_registry_validates(monkeypatch):
             "BSD-3-Clause", "arXiv:1611.07004", "official", "translation", {})
     maps = ents["pix2pix-maps"]
     assert maps["weights"]["official"] == {
-        "a2b": {"url": base + "sat2map.pth", "sha256": None, "converter": "pix2pix", "manual": False},
-        "b2a": {"url": base + "map2sat.pth", "sha256": None, "converter": "pix2pix", "manual": False},
+        "a2b": {"url": base + "sat2map.pth", "sha256": None, "converter": "pix2pix", "manual": False, "format": "torch"},
+        "b2a": {"url": base + "map2sat.pth", "sha256": None, "converter": "pix2pix", "manual": False, "format": "torch"},
     }
     assert maps["io"]["directions"] == ["a2b", "b2a"] and maps["hparams"] == {"directions": ["a2b", "b2a"]}
     assert maps["io"]["domains"] == {"a": "aerial", "b": "map"}
@@ -395,4 +395,9 @@ def test_official_manual_flag_must_be_a_boolean(tmp_path):
     with pytest.raises(zoo.RegistryError, match="manual"):
         registry.validate_entry("pix2pix-x", entry)
     entry["weights"]["official"]["manual"] = True
+    registry.validate_entry("pix2pix-x", entry)
+    entry["weights"]["official"]["format"] = "onnx"
+    with pytest.raises(zoo.RegistryError, match="format.*torch, tensorflow"):
+        registry.validate_entry("pix2pix-x", entry)
+    entry["weights"]["official"]["format"] = "tensorflow"
     registry.validate_entry("pix2pix-x", entry)

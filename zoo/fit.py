@@ -46,14 +46,15 @@ def _option(argv: list[str], name: str) -> list[str]:
 
 def _gives_data_root(argv: list[str]) -> bool:
     """True when the command line or one of its `--config` files chooses the data folder."""
-    if any(a.split("=", 1)[0] in ("--data.root", "--data.init_args.root", "--data") for a in argv):
+    if any(a.split("=", 1)[0] in ("--data.root", "--data.init_args.root", "--data", "--data.style") for a in argv):
         return True
     for config in _option(argv, "--config"):
         try:
             data = (yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}
         except (OSError, yaml.YAMLError, AttributeError):
             continue  # LightningCLI reports unreadable configs itself
-        if isinstance(data, dict) and (data.get("root") or (data.get("init_args") or {}).get("root")):
+        init = (data.get("init_args") or {}) if isinstance(data, dict) else {}
+        if isinstance(data, dict) and any(data.get(k) or init.get(k) for k in ("root", "style")):
             return True
     return False
 
@@ -84,7 +85,15 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
             continue
         cls, _, entry = resolve(value)  # raises UnknownModelError with the closest names
         method = cls.method
+        if cls.weight_free:
+            style = " --style STYLE_IMAGE" if cls.task == "style" else ""
+            raise ZooError(
+                f"{method!r} has nothing to train: it needs no trained weights (it optimises each image, or is a "
+                f"fixed baseline). Run it with: python -m zoo.predict {value} INPUT_IMAGES{style} --out DIR"
+            )
         out += ["--model", f"{cls.__module__}.{cls.__qualname__}"]
+        for key, val in cls.data_defaults.items():  # the recipe's data settings; demo config and flags override
+            defaults.append(f"--data.{key}={json.dumps(val)}")
         if entry is not None:
             for key, val in entry.get("hparams", {}).items():
                 out.append(f"--model.init_args.{key}={json.dumps(val)}")
@@ -93,7 +102,8 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
                 defaults.append(f"--data.direction={direction}")
         demo = CONFIG_DIR / f"{method}-demo.yaml"
         if demo.exists() and not _gives_data_root(argv):
-            defaults = ["--config", str(demo), *defaults]
+            recipe = [d for d in defaults if not d.startswith("--data.direction")]
+            defaults = [*recipe, "--config", str(demo), *(d for d in defaults if d not in recipe)]
             log.warning("no --data.root given: training on the built-in dataset with the demo schedule %s", demo)
     return defaults + out, method
 
@@ -187,14 +197,28 @@ def main(argv: list[str] | None = None) -> ZooCLI:
         raise SystemExit(2) from error
 
 
+def _datamodule_class(method: str | None) -> type:
+    """The DataModule a registered method trains on (`ZooModule.datamodule`); ImageFolderDataModule for
+    class paths."""
+    if method is None:
+        return ImageFolderDataModule
+    import importlib
+
+    from zoo.registry import get_method
+
+    module_name, _, class_name = get_method(method).datamodule.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def _run(argv: list[str]) -> ZooCLI:
     argv, method = prepare_argv(argv)
     root = f"runs/{method or 'model'}"
+    datamodule_class = _datamodule_class(method)
     # We pass the rewritten argv as `args`; LightningCLI would warn that sys.argv is set as well.
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     cli = ZooCLI(
         ZooModule,
-        ImageFolderDataModule,
+        datamodule_class,
         subclass_mode_model=True,
         run=False,
         args=argv,

@@ -210,6 +210,8 @@ def _model_card(model: ZooModule, config: dict[str, Any], weights_sha256: str, c
     fm.append("---")
 
     lines = [*fm, "", f"# {name}", ""]
+    for warning in _card_value(card, model, "warnings", None) or []:
+        lines += [f"> **WARNING:** {warning}", ""]
     desc = _card_value(card, model, "description", entry.get("description"))
     if desc:
         lines += [str(desc), ""]
@@ -489,6 +491,25 @@ _REFUSE = (
 )
 
 
+def _read_official(path: Path, spec: Mapping[str, Any]) -> Any:
+    """An official file's tensors: `torch.load(weights_only=True)`, or {variable name: array} for
+    TensorFlow checkpoints (`format: tensorflow`, read with TensorFlow's own checkpoint reader)."""
+    if spec.get("format", "torch") != "tensorflow":
+        return _torch_load_safe(path)
+    try:
+        import tensorflow as tf  # type: ignore[import-not-found]
+    except ImportError:
+        raise CheckpointError(
+            f"{path} is a TensorFlow checkpoint: reading it needs TensorFlow (`pip install tensorflow-cpu`), "
+            f"once; zoo then caches the converted weights and never needs it again."
+        ) from None
+    try:
+        reader = tf.train.load_checkpoint(str(path))
+        return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    except Exception as e:  # TensorFlow raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read the TensorFlow checkpoint {path}: {type(e).__name__}: {e}") from None
+
+
 def _torch_load_safe(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -517,6 +538,8 @@ def _load_ckpt(path: Path, *, device: Any, strict: bool) -> ZooModule:
     model = _build(cls, ckpt.get("hyper_parameters") or {}, str(path))
     if isinstance(meta.get("io"), dict):
         model.io = {**model.io, **copy.deepcopy(meta["io"])}
+    for warning in meta.get("warnings") or []:  # e.g. trained against random VGG features
+        model.note_random_features(str(warning))
     try:
         load_state_dict_strict(model, ckpt["state_dict"], strict=strict)
     except CheckpointError as e:
@@ -614,6 +637,8 @@ def load(
         raise CheckpointError(f"no such file or folder: {s!r} (resolved to {path.absolute()}).")
     if _is_registry_name(s):
         return _load_registry(s, revision=revision, device=device, strict=strict)
+    if s in registry.method_keys() and registry.get_method(s).weight_free:
+        return _finish(registry.create(s), device)  # an optimisation method: the recipe is the model
     if s in registry.method_keys():
         raise WeightsNotFoundError(
             f"{s!r} is a method, not a model with weights: zoo.create({s!r}) builds it untrained, "
@@ -769,7 +794,7 @@ def _official(key: str, entry: Mapping[str, Any], files: Mapping[str | None, Map
             f"{conv_key!r} (zoo.registry.register_converter)"
         )
         return None
-    states = {d: _torch_load_safe(p) for d, p in paths.items()}
+    states = {d: _read_official(p, files[d]) for d, p in paths.items()}
     arg = states[None] if None in states else states
     model = converter(arg, **copy.deepcopy(entry.get("hparams") or {}))
     if not isinstance(model, ZooModule) or model.method != entry["method"]:

@@ -7,6 +7,7 @@ It carries the method key, the image I/O contract (`io`) and the publishing verb
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,6 +16,8 @@ import lightning as L
 from zoo.training import capture_rng_state, restore_rng_state
 
 __all__ = ["ZooModule", "DEFAULT_IO"]
+
+log = logging.getLogger("zoo")
 
 #: The I/O contract keys. `range`: the network's pixel range; `size_multiple`: inputs are padded to it;
 #: `directions`: the translate() directions the weights support; `eval_mode`: whether inference runs in
@@ -49,12 +52,31 @@ class ZooModule(L.LightningModule):
     min_input_size: int = 1
     #: The validation metric that picks the `best` checkpoint in `zoo.fit`, and its direction.
     monitor: ClassVar[tuple[str, str]] = ("val/L1", "min")
+    #: The LightningDataModule `zoo.fit` trains the method on (import path), and the `--data.*` defaults
+    #: of its recipe (applied before the demo config and the user's flags, which override them).
+    datamodule: ClassVar[str] = "zoo.data.ImageFolderDataModule"
+    data_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         super().__init__()
         self.io: dict[str, Any] = copy.deepcopy({**DEFAULT_IO, **self.default_io})
         # Metadata that travels with the weights (dataset name, metrics, ...), filled by fit/bench.
         self.card: dict[str, Any] = {"paper": self.paper} if self.paper else {}
+
+    # --------------------------------------------------------------------------------- warnings
+    def note_random_features(self, what: str) -> None:
+        """Record that `what` (e.g. the VGG loss network) runs with random weights: logged loudly now,
+        and carried by the model card, `config.json` and every checkpoint, so no output made with it
+        passes for the method's."""
+        warnings = self.card.setdefault("warnings", [])
+        if what not in warnings:
+            warnings.append(what)
+        log.warning("%s", what)
+
+    @property
+    def random_features(self) -> bool:
+        """True when a feature network of this model had random weights (see `note_random_features`)."""
+        return bool(self.card.get("warnings"))
 
     # ----------------------------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
@@ -103,6 +125,8 @@ class ZooModule(L.LightningModule):
         # "method" lets zoo.load() rebuild the right class from a .ckpt without unpickling classes;
         # "rng" makes `--ckpt_path` resumes draw the same dropout masks, crops and flips.
         checkpoint["zoo"] = {"method": self.method, "io": _jsonable(self.io), "rng": capture_rng_state()}
+        if self.card.get("warnings"):
+            checkpoint["zoo"]["warnings"] = list(self.card["warnings"])
         # Checkpoints are read back with weights_only=True: hyperparameters must be plain values
         # (a pathlib.Path root would otherwise make the file unloadable).
         for key in ("hyper_parameters", "datamodule_hyper_parameters"):
@@ -113,6 +137,8 @@ class ZooModule(L.LightningModule):
         zoo_meta = checkpoint.get("zoo") or {}
         if "io" in zoo_meta:
             self.io = copy.deepcopy(zoo_meta["io"])
+        for what in zoo_meta.get("warnings") or []:
+            self.note_random_features(str(what))
         self._resume_rng_state = zoo_meta.get("rng")
 
     def on_train_start(self) -> None:

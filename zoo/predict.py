@@ -1,13 +1,18 @@
 """`python -m zoo.predict <name-or-dir> <inputs...> --out DIR [--direction a2b] [--device cpu]
-[--n N --seed S | --style IMG]`: run a model's task verb on image files or folders and write PNGs named
-after the inputs (multimodal models: N samples per input, or the style of a reference image)."""
+[--n N --seed S | --style IMG] [--alpha A --weights W,...] [--set KEY=VALUE ...]`: run a model's task verb
+on image files or folders and write PNGs named after the inputs (multimodal models: N samples per input,
+or the style of a reference image; style methods: `stylize` with `--style` image(s), or a style index or
+weight vector for `cin`; `inversion`: the image reconstructed from its features). `--set` passes options
+to the verb (`--set steps=200 --set init=content`). Images made with random feature weights carry a
+`zoo-warning` PNG text entry."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zoo.module import ZooModule
@@ -43,38 +48,103 @@ def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
     return items
 
 
-def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, direction: str | None = None,
-                  eval_mode: bool | None = None, n: int | None = None, seed: int | None = None,
-                  style: str | None = None) -> list[Path]:
-    """Translate every image in `inputs` (files or folders) into `out`; returns the written paths.
-
-    Multimodal models (MUNIT): `n` writes n samples per input as `<name>_s00.png ...` (styles drawn
-    with `seed`), `style` translates with the style of that reference image."""
+def _style_value(value: str) -> Any:
+    """A `--style` value: an image file, else a style index (`3`) or weights (`0.5,0.5,0,...`) for `cin`."""
     from zoo.errors import ZooError
     from zoo.imageio import read_image
 
+    if Path(value).is_file():
+        return read_image(value)
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise ZooError(f"--style {value!r} is neither an image file nor a style index / weight list") from None
+    return int(numbers[0]) if len(numbers) == 1 and numbers[0].is_integer() and "," not in value else numbers
+
+
+def _options(items: list[str] | None) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs; values are read as JSON (numbers, true, lists), else kept as strings."""
+    from zoo.errors import ZooError
+
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ZooError(f"--set {item!r}: write KEY=VALUE, e.g. --set steps=200")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, direction: str | None = None,
+                  eval_mode: bool | None = None, n: int | None = None, seed: int | None = None,
+                  style: str | list[str] | None = None, alpha: float | None = None,
+                  weights: list[float] | None = None, options: dict[str, Any] | None = None) -> list[Path]:
+    """Run the model's verb on every image in `inputs` (files or folders) into `out`; returns the paths.
+
+    Multimodal models (MUNIT): `n` writes n samples per input as `<name>_s00.png ...` (styles drawn
+    with `seed`), `style` translates with the style of that reference image. Style methods: `stylize`
+    with `style` (image path(s), or a style index / weights for `cin`), `alpha`, `weights` and
+    `options`; `inversion`: `invert(image, **options)`."""
+    from zoo.errors import ZooError
+    from zoo.imageio import read_image
+
+    options = dict(options or {})
     multimodal = hasattr(model, "sample")
-    if (n is not None or seed is not None or style is not None) and not multimodal:
-        raise ZooError(f"--n, --seed and --style need a multimodal model; {model.method!r} has one output per input")
+    stylizes = hasattr(model, "stylize")
+    inverts = hasattr(model, "invert")
+    if (n is not None or seed is not None) and not multimodal:
+        raise ZooError(f"--n and --seed need a multimodal model; {model.method!r} has one output per input")
+    if style is not None and not (multimodal or stylizes):
+        raise ZooError(f"--style needs a multimodal or style-transfer model; {model.method!r} takes none")
+    if (alpha is not None or weights is not None) and not stylizes:
+        raise ZooError(f"--alpha and --weights are for style-transfer models; {model.method!r} is not one")
+    if options and not (stylizes or inverts):
+        raise ZooError(f"--set passes options to stylize() or invert(); {model.method!r} has neither")
     if n is not None and style is not None:
         raise ZooError("pass either --n (random styles) or --style (a reference image), not both")
+    styles = [style] if isinstance(style, str) else list(style or [])
+    if multimodal and len(styles) > 1:
+        raise ZooError(f"{model.method!r} translates with one reference style: pass --style once")
     out = Path(out)
     written = []
+    style_arg: Any = None
+    if stylizes and styles:
+        values = [_style_value(s) for s in styles]
+        style_arg = values[0] if len(values) == 1 else values
     for path, name in _inputs(inputs):
         image = read_image(path)
-        if n is not None:
+        if stylizes:
+            kwargs = {"alpha": alpha} if alpha is not None else {}
+            results = {name: model.stylize(image, style_arg, weights=weights, **kwargs, **options)}
+        elif inverts:
+            results = {name: model.invert(image, **options).image}
+        elif n is not None:
             results = {name.with_name(f"{name.stem}_s{i:02d}.png"): im
                        for i, im in enumerate(model.sample(image, n=n, seed=seed, direction=direction))}
-        elif style is not None:
-            results = {name: model.translate(image, direction=direction, style=read_image(style))}
+        elif styles:
+            results = {name: model.translate(image, direction=direction, style=read_image(styles[0]))}
         else:
             results = {name: model.translate(image, direction=direction, eval_mode=eval_mode)}
         for rel, result in results.items():
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            result.save(target)
+            result.save(target, pnginfo=_png_info(model))
             written.append(target)
     return written
+
+
+def _png_info(model: "ZooModule") -> Any:
+    """PNG text entries: `zoo-model`, and `zoo-warning` for outputs made with random feature weights."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("zoo-model", model.method)
+    for warning in model.card.get("warnings") or []:
+        info.add_text("zoo-warning", str(warning))
+    return info
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -89,7 +159,13 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--n", type=int, default=None,
                         help="multimodal models: write N samples per input (<name>_s00.png ...)")
     parser.add_argument("--seed", type=int, default=None, help="multimodal models: seed of the sampled styles")
-    parser.add_argument("--style", default=None, help="multimodal models: take the style of this image")
+    parser.add_argument("--style", action="append", default=None,
+                        help="multimodal models: take the style of this image; style methods: the style image "
+                             "(repeat for several), or a style index / comma-separated weights for cin")
+    parser.add_argument("--alpha", type=float, default=None, help="style methods: content-style trade-off in [0, 1]")
+    parser.add_argument("--weights", default=None, help="style methods: comma-separated weights blending the styles")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        help="an option of stylize()/invert(), e.g. --set steps=200 (repeatable)")
     args = parser.parse_args(argv)
     import zoo
 
@@ -97,13 +173,24 @@ def main(argv: list[str] | None = None) -> list[Path]:
         _check_device(args.device)
         model = zoo.load(args.model, device=args.device)
         mode = None if args.eval_mode is None else args.eval_mode == "true"
+        weights = None if args.weights is None else _weights(args.weights)
         written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode,
-                                n=args.n, seed=args.seed, style=args.style)
+                                n=args.n, seed=args.seed, style=args.style, alpha=args.alpha, weights=weights,
+                                options=_options(args.set))
     except zoo.ZooError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
     print(f"wrote {len(written)} image(s) to {args.out}")
     return written
+
+
+def _weights(value: str) -> list[float]:
+    from zoo.errors import ZooError
+
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise ZooError(f"--weights {value!r}: write comma-separated numbers, e.g. --weights 0.7,0.3") from None
 
 
 def _check_device(device: str) -> None:

@@ -58,6 +58,8 @@ TASKS = ("translation", "translation-multimodal", "style", "super-resolution", "
 ORIGINS = ("official", "trained")
 DIRECTIONS = ("a2b", "b2a")
 RANGES = ([-1.0, 1.0], [0.0, 1.0])
+#: How official files are read: torch.load(weights_only=True), or TensorFlow's checkpoint reader.
+OFFICIAL_FORMATS = ("torch", "tensorflow")
 
 _REQUIRED_FIELDS = ("method", "task", "hparams", "weights", "io", "dataset", "paper", "license", "origin")
 _OPTIONAL_FIELDS = ("results", "description", "notes")
@@ -485,12 +487,14 @@ def _validate_official_file(w: _Where, field: str, spec: Any) -> None:
     if not isinstance(spec, dict):
         raise w.error(
             field,
-            "a mapping {url, sha256, converter[, filename, manual]} or a mapping a2b/b2a -> such a mapping",
+            "a mapping {url, sha256, converter[, filename, manual, format]} or a mapping a2b/b2a -> such a mapping",
             spec,
         )
-    extra = sorted(set(spec) - {"url", "sha256", "converter", "filename", "manual"}, key=str)
+    extra = sorted(set(spec) - {"url", "sha256", "converter", "filename", "manual", "format"}, key=str)
     if extra:
-        raise w.error(f"{field}.{extra[0]}", "only url, sha256, converter, filename and manual")
+        raise w.error(f"{field}.{extra[0]}", "only url, sha256, converter, filename, manual and format")
+    if spec.setdefault("format", "torch") not in OFFICIAL_FORMATS:
+        raise w.error(f"{field}.format", f"one of {', '.join(OFFICIAL_FORMATS)} (how the file is read)", spec["format"])
     if not isinstance(spec.setdefault("manual", False), bool):
         raise w.error(f"{field}.manual", "true (the URL is a page to download the file from by hand) or false",
                       spec["manual"])

@@ -1,4 +1,5 @@
-"""Task verbs shared by methods: `translate` for image-to-image translation.
+"""Task verbs shared by methods: `translate` for image-to-image translation, `upscale` for
+super-resolution, `stylize` for style transfer.
 
 The verb takes any input kind of `zoo.imageio` (PIL, HWC uint8 array, path, BCHW tensor in [0, 1]) at
 any size, pads it to the network's multiple, runs the network in the test-time mode of the I/O
@@ -8,6 +9,8 @@ contract, crops back and returns the input's kind.
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import torch
@@ -16,7 +19,10 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
 
-__all__ = ["TranslationMixin", "SuperResolutionMixin", "apply_network", "inference_mode_of"]
+__all__ = ["TranslationMixin", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
+           "model_device"]
+
+log = logging.getLogger("zoo")
 
 
 @contextlib.contextmanager
@@ -99,3 +105,77 @@ def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eva
     with torch.inference_mode(), inference_mode_of(network, mode):
         y = network(to_range(padded, model.io["range"]))
     return from_batch(from_range(crop_to(y, (size[0] * scale, size[1] * scale)), model.io["range"]), kind)
+
+
+def model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and floating dtype of `model`'s first parameter or buffer (CPU float32 for none)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.float32
+
+
+class StyleMixin:
+    """Adds `stylize(content, style=None, *, alpha=1.0, weights=None, **options)` to a ZooModule that
+    implements `stylize_batch(content, style, *, alpha, weights, **options) -> Tensor`.
+
+    `content` is any input kind of `zoo.imageio` at any size; the mixin hands `stylize_batch` a float
+    BCHW batch in [0, 1] on the model's device, padded (reflection) to `io["size_multiple"]` and
+    `min_input_size`, then crops the result back, clamps it to [0, 1] and returns the content's kind.
+    `style` goes through `prepare_style` first: image-likes become (1, 3, h, w) tensors in [0, 1] on the
+    model's device; a list of them is blended (with `weights`), while a (B, 3, h, w) style tensor for B
+    content images pairs them (content i with style i, as `zoo.bench` does). No grad or eval mode is set here: optimisation methods (Gatys) need gradients, so
+    `stylize_batch` chooses its own modes."""
+
+    io: dict[str, Any]
+    min_input_size: int
+
+    def stylize_batch(self, content: torch.Tensor, style: Any, *, alpha: float = 1.0,
+                      weights: Sequence[float] | None = None, **options: Any) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def prepare_style(self, style: Any) -> Any:
+        """None -> None; one image-like -> [tensor]; a list or tuple of image-likes -> list of tensors."""
+        if style is None:
+            return None
+        device, dtype = model_device(self)  # type: ignore[arg-type]
+        items = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not items:
+            raise ZooError("style is an empty list: pass one style image or several")
+        styles = []
+        for item in items:
+            batch, _ = to_batch(item)
+            if batch.shape[0] != 1:
+                raise ZooError(
+                    f"a style image must be one image, got a batch of {batch.shape[0]}: pass a list of images instead"
+                )
+            styles.append(batch.to(device=device, dtype=dtype))
+        return styles
+
+    def stylize(self, content: Any, style: Any = None, *, alpha: float = 1.0,
+                weights: Sequence[float] | None = None, **options: Any) -> Any:
+        """Stylize `content` (PIL image, HWC uint8 array, path, or BCHW/CHW tensor in [0, 1], any size) with
+        `style` (style image(s), or what the method takes instead, e.g. a style index for `cin`); `alpha`
+        trades content for style, `weights` blends several styles. Returns the content's kind and size."""
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ZooError(f"alpha must be in [0, 1] (0 keeps the content, 1 is full style), got {alpha}")
+        batch, kind = to_batch(content)
+        if isinstance(style, torch.Tensor) and style.ndim == 4 and style.shape[0] > 1:
+            # A batch of styles for a batch of contents: pairs (content i, style i), as zoo.bench runs them.
+            if style.shape[0] != batch.shape[0]:
+                raise ZooError(
+                    f"{style.shape[0]} style images for {batch.shape[0]} content images: pass one style per "
+                    f"content image, or a list of styles to blend"
+                )
+            outs = [self.stylize(batch[i:i + 1], style[i:i + 1], alpha=alpha, weights=weights, **options)
+                    for i in range(batch.shape[0])]
+            return from_batch(torch.cat(outs), kind)
+        device, dtype = model_device(self)  # type: ignore[arg-type]
+        batch = batch.to(device=device, dtype=dtype)
+        prepared = self.prepare_style(style)
+        padded, size = pad_to_multiple(batch, int(self.io.get("size_multiple", 1)),
+                                       min_size=getattr(self, "min_input_size", 1))
+        out = self.stylize_batch(padded, prepared, alpha=float(alpha), weights=weights, **options)
+        for warning in getattr(self, "card", {}).get("warnings") or []:
+            log.warning("this output was made with random feature weights: %s", warning)
+        return from_batch(crop_to(out.detach(), size).clamp(0.0, 1.0), kind)

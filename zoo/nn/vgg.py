@@ -12,11 +12,14 @@ references use, each with its own layout and preprocessing (`../shared/reference
 Weights are found offline, never downloaded: a path argument, else `$ZOO_VGG_WEIGHTS` (a file, or a folder
 holding the variant's file), else the variant's own environment variable, the torch hub cache and the zoo
 cache (`zoo.metrics.backbones`). When none is there, `WeightsNotFoundError` names the file, its URL and
-where to put it. `weights=None` builds random weights, only when asked.
+where to put it. `weights=None` builds random weights, only when asked; `weights=DEFAULT_OR_RANDOM` (the
+built-in demos of the style methods only) looks the file up and falls back to random weights with a loud
+warning. `VGGFeatures.random_weights` tells which happened.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -26,7 +29,12 @@ from torchvision.models import vgg as tv_vgg
 
 from zoo.metrics.backbones import find_backbone_weights, load_backbone_state_dict, load_strict
 
-__all__ = ["VGGFeatures", "vgg_layer_names", "VGG_VARIANTS"]
+__all__ = ["VGGFeatures", "vgg_layer_names", "VGG_VARIANTS", "DEFAULT_OR_RANDOM", "random_weights_warning"]
+
+log = logging.getLogger("zoo.nn.vgg")
+
+#: `weights=` value of the built-in demos: the published weights when found, else random ones (warned).
+DEFAULT_OR_RANDOM = "default-or-random"
 
 _CONFIGS = {"vgg16": "D", "vgg19": "E"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -82,6 +90,19 @@ def _widths() -> list[int]:
     return [v for v in tv_vgg.cfgs["E"] if v != "M"]
 
 
+def random_weights_warning(variant: str, arch: str, cause: str = "") -> str:
+    """The loud message every output made with random VGG weights carries (logs, checkpoints, cards)."""
+    from zoo.metrics.backbones import BACKBONES
+
+    spec = BACKBONES[VGG_VARIANTS[variant][arch]]
+    return (
+        f"RANDOM VGG WEIGHTS: the {variant} {arch} feature network has random weights{f' ({cause})' if cause else ''}, "
+        f"so its losses and outputs are NOT those of the method. For real results download {spec.url} "
+        f"({spec.file}) into $TORCH_HOME/hub/checkpoints or the zoo cache's weights/ folder, or point "
+        f"${spec.env or 'ZOO_VGG_WEIGHTS'} or $ZOO_VGG_WEIGHTS at it"
+    )
+
+
 def _env_override(file_name: str) -> Path | None:
     value = os.environ.get("ZOO_VGG_WEIGHTS")
     if not value:
@@ -116,19 +137,18 @@ class VGGFeatures(nn.Module):
         self.arch, self.variant, self.layers = arch, variant, tuple(layers)
 
         backbone = VGG_VARIANTS[variant][arch]
-        if isinstance(weights, str) and weights == "default":
-            from zoo.metrics.backbones import BACKBONES
+        fallback = isinstance(weights, str) and weights == DEFAULT_OR_RANDOM
+        if fallback:
+            from zoo.errors import WeightsNotFoundError
 
-            spec = BACKBONES[backbone]
-            override = _env_override(spec.file)
-            if override is not None and not override.is_file():
-                from zoo.errors import WeightsNotFoundError
-
-                raise WeightsNotFoundError(
-                    f"$ZOO_VGG_WEIGHTS={os.environ['ZOO_VGG_WEIGHTS']!r} holds no {spec.file} ({spec.description}); "
-                    f"download {spec.url} and put it there, or unset $ZOO_VGG_WEIGHTS"
-                )
-            weights = override if override is not None else weights
+            try:
+                weights = self._default_weights(backbone)
+                find_backbone_weights(backbone, weights)
+            except WeightsNotFoundError:
+                log.warning("%s", random_weights_warning(variant, arch, "no weight file was found"))
+                weights = None
+        else:
+            weights = self._default_weights(backbone) if isinstance(weights, str) and weights == "default" else weights
         path = find_backbone_weights(backbone, weights)
         if path is not None:
             load_strict(features, self._convert(load_backbone_state_dict(path), names), path, f"{variant} {arch}")
@@ -148,6 +168,22 @@ class VGGFeatures(nn.Module):
                 layer.inplace = False  # an activation we return must not be overwritten by the next layer
         self.requires_grad_(False)
         self.eval()
+
+    @staticmethod
+    def _default_weights(backbone: str) -> str | Path:
+        """`"default"`, or the file `$ZOO_VGG_WEIGHTS` names for this backbone (which must exist)."""
+        from zoo.metrics.backbones import BACKBONES
+
+        spec = BACKBONES[backbone]
+        override = _env_override(spec.file)
+        if override is not None and not override.is_file():
+            from zoo.errors import WeightsNotFoundError
+
+            raise WeightsNotFoundError(
+                f"$ZOO_VGG_WEIGHTS={os.environ['ZOO_VGG_WEIGHTS']!r} holds no {spec.file} ({spec.description}); "
+                f"download {spec.url} and put it there, or unset $ZOO_VGG_WEIGHTS"
+            )
+        return override if override is not None else "default"
 
     def _convert(self, state: dict[str, torch.Tensor], names: list[str]) -> dict[str, torch.Tensor]:
         """The file's keys as `features.<index>` keys of this module's Sequential."""
