@@ -251,6 +251,8 @@ def test_builtin_mini_suite_runs_offline(tmp_path, capsys):
     assert bench.main(["--suite", "mini", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "skip pix2pix-facades: weights not on this machine" in printed
+    assert "skip adain-wikiart: weights not on this machine" in printed
+    assert "skip gatys-paper: optimises every image" in printed and "skip inversion: optimises every image" in printed
     records = _records(out, "mini")
     assert {"identity", "bicubic"} <= {r["model"] for r in records}
     for r in records:

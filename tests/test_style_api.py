@@ -149,8 +149,9 @@ def test_predict_passes_style_options_and_marks_random_outputs(tmp_path):
     Image.new("RGB", (10, 7), (9, 9, 9)).save(tmp_path / "content.png")
     assert _style_value(str(tmp_path / "style.png")).size == (6, 6)
     assert _style_value("3") == 3 and _style_value("0.5,0.5") == [0.5, 0.5]
-    with pytest.raises(ZooError, match="neither an image file"):
-        _style_value("nope.png")
+    assert _style_value("03-galaxy") == "03-galaxy"  # a cin style name
+    with pytest.raises(ZooError, match="nope.png is not a file"):
+        ToyStyle().stylize(torch.rand(1, 3, 4, 4), _style_value("nope.png"))
     assert _options(["steps=20", "init=content", "sizes=[64, 128]"]) == {
         "steps": 20, "init": "content", "sizes": [64, 128]}
     with pytest.raises(ZooError, match="KEY=VALUE"):

@@ -59,6 +59,12 @@ def _gives_data_root(argv: list[str]) -> bool:
     return False
 
 
+def _flag_value(value: Any) -> str:
+    """A value as a command-line flag's text: strings as they are (jsonargparse would keep JSON's quotes
+    in a `str` argument), everything else as JSON (numbers, null, lists, mappings)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
     """Resolve `--model <key|name>` through the registry and add the built-in demo config when no data
     folder is given. Returns the new argv and the method key (None when a class path was given).
@@ -93,10 +99,10 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
             )
         out += ["--model", f"{cls.__module__}.{cls.__qualname__}"]
         for key, val in cls.data_defaults.items():  # the recipe's data settings; demo config and flags override
-            defaults.append(f"--data.{key}={json.dumps(val)}")
+            defaults.append(f"--data.{key}={_flag_value(val)}")
         if entry is not None:
             for key, val in entry.get("hparams", {}).items():
-                out.append(f"--model.init_args.{key}={json.dumps(val)}")
+                out.append(f"--model.init_args.{key}={_flag_value(val)}")
             direction = (entry.get("dataset") or {}).get("direction")
             if direction:
                 defaults.append(f"--data.direction={direction}")

@@ -48,6 +48,9 @@ class ZooModule(L.LightningModule):
     #: True for models that need no trained weights (optimisation methods, baselines): `zoo.bench`
     #: scores them from `zoo.create(key)`.
     weight_free: ClassVar[bool] = False
+    #: True for methods that optimise every output image (Gatys, inversion: minutes per image): `zoo.bench`
+    #: leaves them out of wildcard model lists and scores them only when named.
+    optimizes_per_image: ClassVar[bool] = False
     #: Smallest side the networks accept; task verbs pad smaller inputs up to it and crop back.
     min_input_size: int = 1
     #: The validation metric that picks the `best` checkpoint in `zoo.fit`, and its direction.

@@ -49,8 +49,8 @@ def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
 
 
 def _style_value(value: str) -> Any:
-    """A `--style` value: an image file, else a style index (`3`) or weights (`0.5,0.5,0,...`) for `cin`."""
-    from zoo.errors import ZooError
+    """A `--style` value: an image file, else a style index (`3`) or weights (`0.5,0.5,0,...`) for `cin`,
+    else the text itself (a `cin` style name; for other methods a missing file, which stylize reports)."""
     from zoo.imageio import read_image
 
     if Path(value).is_file():
@@ -58,7 +58,7 @@ def _style_value(value: str) -> Any:
     try:
         numbers = [float(v) for v in value.split(",")]
     except ValueError:
-        raise ZooError(f"--style {value!r} is neither an image file nor a style index / weight list") from None
+        return value
     return int(numbers[0]) if len(numbers) == 1 and numbers[0].is_integer() and "," not in value else numbers
 
 

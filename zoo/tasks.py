@@ -20,7 +20,7 @@ from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
 
 __all__ = ["TranslationMixin", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
-           "model_device"]
+           "model_device", "blend_weights"]
 
 log = logging.getLogger("zoo")
 
@@ -113,6 +113,19 @@ def model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
         if tensor.is_floating_point():
             return tensor.device, tensor.dtype
     return torch.device("cpu"), torch.float32
+
+
+def blend_weights(weights: Sequence[float] | torch.Tensor | None, n: int) -> list[float]:
+    """Weights that blend `n` style images, normalised to sum 1 (jcjohnson's `-style_blend_weights`,
+    AdaIN's test.lua/test.py interpolation); equal when None."""
+    if weights is None:
+        return [1.0 / n] * n
+    w = [float(v) for v in (weights.tolist() if isinstance(weights, torch.Tensor) else weights)]
+    if len(w) != n:
+        raise ZooError(f"{len(w)} weights for {n} style images: pass one weight per style image")
+    if any(v < 0 for v in w) or sum(w) <= 0:
+        raise ZooError(f"style weights must be >= 0 with a positive sum, got {w}")
+    return [v / sum(w) for v in w]
 
 
 class StyleMixin:

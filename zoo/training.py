@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from zoo.fsutil import atomic_file
 
-__all__ = ["AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size"]
+__all__ = ["EvaluationSteps", "AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -158,3 +158,23 @@ def check_training_size(module: Any, images: torch.Tensor, networks: list[Any], 
             f"{multiple} and at least {side} pixels; set --data.crop_size (and --data.load_size) accordingly"
         )
     checked.add((h, w))
+
+
+class EvaluationSteps:
+    """`validation_step` and `test_step` run the method's `_evaluate(batch, stage)` ("val" / "test"); the
+    image grid it collects during validation (`self._grid`, a `zoo.visual.GridCollector`) is logged as
+    `val/grid` at the end of the epoch. Put it before `ZooModule` in the bases."""
+
+    _grid: Any
+
+    def _evaluate(self, batch: Any, stage: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._grid.log(self, "val/grid")

@@ -102,6 +102,9 @@ def resolve_models(patterns: Sequence[str], tasks: Sequence[str]) -> tuple[list[
                     skipped.append((name, f"task {cls.task!r} has no track in this suite"))
                     continue
                 raise ZooError(f"{name} is a {cls.task} model; this suite scores {', '.join(tasks)} only: pick another --suite")
+            if is_glob and cls.optimizes_per_image:
+                skipped.append((name, "optimises every image (minutes each on a CPU): name it to score it"))
+                continue
             if entry is None:
                 if not cls.weight_free:
                     if is_glob:

@@ -13,6 +13,15 @@ has a counterpart in the other, as in horse2zebra.
 
 Validation never shares pixels with training: train crops come from the left 75% of each photo's
 columns, val crops from the right 25%.
+
+For style transfer (`zoo.data.ContentStyleDataModule`) there are two more kinds of set:
+
+- content sets (`CONTENT_SETS`): `photos` = square crops of the real colour photographs (astronaut,
+  chelsea, coffee, rocket, motorcycle), `train/0000.png ...` and `val/0000.png ...`, with the same
+  column split; made by `ensure_content_builtin`.
+- style sets (`STYLE_SETS`): `patterns` = 8 square style images rendered from package-shipped images
+  (`00-mosaic.png ... 07-gravel.png`, sorted = the order listed in `PATTERN_STYLES`; the first,
+  `00-mosaic`, is what a one-style method trains on with `max_styles=1`); made by `ensure_style_builtin`.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from zoo.errors import DataError
 __all__ = [
     "BUILTIN_DATASETS", "UNPAIRED_BUILTINS", "builtin_layout", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "ensure_generated", "held_out_crop",
     "canny_edges", "colour_sketch",
+    "CONTENT_SETS", "STYLE_SETS", "PATTERN_STYLES", "ensure_content_builtin", "ensure_style_builtin",
 ]
 
 _VERSION = 1
@@ -121,16 +131,20 @@ def builtin_dir(
     return cache_root(cache_dir) / "datasets" / folder
 
 
+def _check_sizes(size: int, n_train: int, n_val: int) -> None:
+    if size < 8:
+        raise DataError(f"built-in image size {size} is too small: use at least 8 (default 256)")
+    if n_train < 1 or n_val < 1:
+        raise DataError(f"n_train ({n_train}) and n_val ({n_val}) must be >= 1")
+
+
 def _check_args(name: str, size: int, n_train: int, n_val: int) -> None:
     if name not in BUILTIN_DATASETS:
         raise DataError(
             f"unknown built-in dataset {name!r}: use one of {', '.join(sorted(BUILTIN_DATASETS))}, "
             f"or pass --data.root to your own dataset folder"
         )
-    if size < 8:
-        raise DataError(f"built-in image size {size} is too small: use at least 8 (default 256)")
-    if n_train < 1 or n_val < 1:
-        raise DataError(f"n_train ({n_train}) and n_val ({n_val}) must be >= 1")
+    _check_sizes(size, n_train, n_val)
 
 
 def _is_complete(folder: Path) -> bool:
@@ -191,12 +205,9 @@ def _generate(folder: Path, name: str, seed: int, size: int, n_train: int, n_val
             else:
                 items = {f"{split}/{i:04d}.png": (np.concatenate([structure(b), b], axis=1), photo_name, photo, box)}
             for rel, (pixels, source, source_photo, source_box) in items.items():
-                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-                # PIL writes no timestamps into PNGs, so the bytes depend only on the pixels.
-                Image.fromarray(pixels).save(folder / rel, format="PNG", compress_level=6)
-                digest = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
                 files[rel] = {
-                    "sha256": digest, "photo": source, "photo_size": list(source_photo.shape[1::-1]),
+                    "sha256": _write_png(folder, rel, pixels), "photo": source,
+                    "photo_size": list(source_photo.shape[1::-1]),
                     "box": list(source_box), "train_columns": [0, int(source_photo.shape[1] * _TRAIN_FRACTION)],
                 }
     manifest = {
@@ -205,6 +216,14 @@ def _generate(folder: Path, name: str, seed: int, size: int, n_train: int, n_val
     }
     # Written last: its presence marks the folder complete.
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _write_png(folder: Path, rel: str, pixels: np.ndarray) -> str:
+    """Save `pixels` as `folder/rel` and return the file's sha256."""
+    (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+    # PIL writes no timestamps into PNGs, so the bytes depend only on the pixels.
+    Image.fromarray(pixels).save(folder / rel, format="PNG", compress_level=6)
+    return hashlib.sha256((folder / rel).read_bytes()).hexdigest()
 
 
 def _discard(folder: Path) -> None:
@@ -258,3 +277,170 @@ def ensure_generated(final: Path, generate: Callable[[Path], None]) -> Path:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- style-transfer sets
+
+#: Content sets for style transfer: name -> the `PHOTOS` it crops (real photographs only; the
+#: microscopy, sky and retina images are kept for the style set).
+CONTENT_SETS: dict[str, tuple[str, ...]] = {
+    "photos": ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left"),
+}
+
+
+def ensure_content_builtin(
+    name: str = "photos", *, seed: int = 0, size: int = 256, n_train: int = 48, n_val: int = 8,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Return the folder of built-in content set `name` (`train/0000.png ...`, `val/0000.png ...`,
+    `manifest.json`), generating it (about a second) if not cached.
+
+    Each image is a random square crop (side 35-100% of the photo's shorter side, from `seed`) of one
+    of the set's photographs, resized to `size`; train crops come from the left 75% of the columns,
+    val crops from the right 25%. Deterministic and atomic like `ensure_builtin`.
+    """
+    if name not in CONTENT_SETS:
+        raise DataError(
+            f"unknown built-in content set {name!r}: use one of {', '.join(sorted(CONTENT_SETS))} "
+            f"(--data.builtin), or pass --data.root to a folder of content images"
+        )
+    _check_sizes(size, n_train, n_val)
+    final = builtin_dir(name, seed=seed, size=size, n_train=n_train, n_val=n_val, cache_dir=cache_dir)
+    return ensure_generated(final, lambda tmp: _generate_content(tmp, name, seed, size, n_train, n_val))
+
+
+def _generate_content(folder: Path, name: str, seed: int, size: int, n_train: int, n_val: int) -> None:
+    names = CONTENT_SETS[name]
+    photos = {k: PHOTOS[k]() for k in names}
+    rng = np.random.default_rng(seed)
+    files: dict[str, dict] = {}
+    for split, count in (("train", n_train), ("val", n_val)):
+        for i in range(count):
+            source = names[i % len(names)]
+            photo = photos[source]
+            box = _crop_box(rng, photo.shape[1], photo.shape[0], train=split == "train")
+            rel = f"{split}/{i:04d}.png"
+            files[rel] = {
+                "sha256": _write_png(folder, rel, _crop(photo, box, size)), "photo": source,
+                "photo_size": list(photo.shape[1::-1]), "box": list(box),
+                "train_columns": [0, int(photo.shape[1] * _TRAIN_FRACTION)],
+            }
+    manifest = {
+        "name": name, "kind": "content", "version": _VERSION, "seed": seed, "size": size,
+        "n_train": n_train, "n_val": n_val, "files": files,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+_STYLE_VERSION = 1
+
+
+def _skimage(name: str) -> np.ndarray:
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def _square(img: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).crop(box).resize((size, size), Image.Resampling.LANCZOS))
+
+
+def _tint(gray: np.ndarray, palette: list[tuple[int, int, int]]) -> np.ndarray:
+    """Map a grayscale texture through a colour ramp (dark -> light), after stretching its 1-99%
+    range to full contrast: a photographed texture becomes a coloured print of it."""
+    g = gray.astype(np.float64)
+    lo, hi = np.percentile(g, [1, 99])
+    g = np.clip((g - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    ramp = np.asarray(palette, dtype=np.float64)
+    stops = np.linspace(0.0, 1.0, len(ramp))
+    out = np.stack([np.interp(g, stops, ramp[:, c]) for c in range(3)], axis=-1)
+    return np.round(out).astype(np.uint8)
+
+
+def _tinted(texture: str, palette: list[tuple[int, int, int]], size: int) -> np.ndarray:
+    """A 512x512 grayscale texture of skimage, tinted with `palette`, resized to `size`."""
+    return _square(_tint(_skimage(texture), palette), (0, 0, 512, 512), size)
+
+
+def _wheel(size: int) -> np.ndarray:
+    """The square inside skimage's colour wheel (no black corners)."""
+    return _square(_skimage("colorwheel"), (60, 60, 310, 310), size)
+
+
+def _mosaic(size: int) -> np.ndarray:
+    """Stained glass: ~90 SLIC superpixels of the colour wheel, each filled with its mean colour,
+    separated by dark lead lines."""
+    from skimage.morphology import dilation, disk
+    from skimage.segmentation import find_boundaries, slic
+
+    wheel = _wheel(size)
+    cells = slic(wheel, n_segments=90, compactness=20, start_label=0)
+    out = np.zeros_like(wheel)
+    for label in np.unique(cells):
+        inside = cells == label
+        out[inside] = np.round(wheel[inside].mean(axis=0)).astype(np.uint8)
+    lines = dilation(find_boundaries(cells), disk(max(1, round(size / 256))))
+    out[lines] = 20
+    return out
+
+
+def _swirl(size: int) -> np.ndarray:
+    """Brush strokes: the colour wheel shaded by the grass texture, then swirled about the centre."""
+    from skimage.transform import swirl
+
+    colour = _wheel(size).astype(np.float64) / 255.0
+    grass = _square(_skimage("grass"), (0, 0, 512, 512), size).astype(np.float64)
+    grass = (grass - grass.min()) / max(grass.max() - grass.min(), 1e-6)
+    shaded = colour * (0.35 + 0.65 * grass[..., None])
+    out = swirl(shaded, strength=8, radius=200 * size / 256)
+    return np.round(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+#: The `patterns` style set, in order: name -> (source, what was done, renderer(size) -> HxWx3 uint8).
+PATTERN_STYLES: dict[str, tuple[str, str, Callable[[int], np.ndarray]]] = {
+    "mosaic": ("skimage.data.colorwheel", "SLIC superpixels, mean colours, dark lead lines", _mosaic),
+    "swirl": ("skimage.data.colorwheel, skimage.data.grass", "colour wheel shaded by grass, swirled", _swirl),
+    "stain": ("skimage.data.immunohistochemistry", "crop (0, 0, 384, 384)",
+              lambda s: _square(_skimage("immunohistochemistry"), (0, 0, 384, 384), s)),
+    "galaxy": ("skimage.data.hubble_deep_field", "crop (300, 200, 700, 600)",
+               lambda s: _square(_skimage("hubble_deep_field"), (300, 200, 700, 600), s)),
+    "retina": ("skimage.data.retina", "crop (150, 400, 750, 1000)",
+               lambda s: _square(_skimage("retina"), (150, 400, 750, 1000), s)),
+    "brick": ("skimage.data.brick", "tinted indigo -> gold",
+              lambda s: _tinted("brick", [(20, 24, 82), (70, 90, 170), (240, 200, 90)], s)),
+    "grass": ("skimage.data.grass", "tinted dark green -> yellow",
+              lambda s: _tinted("grass", [(10, 40, 30), (60, 120, 60), (250, 220, 80)], s)),
+    "gravel": ("skimage.data.gravel", "tinted purple -> pink -> cream",
+               lambda s: _tinted("gravel", [(40, 10, 60), (200, 60, 120), (250, 240, 200)], s)),
+}
+
+#: Style sets: name -> {style name: (source, recipe, renderer)}. Files are `NN-<style>.png`, so their
+#: sorted order is the order here.
+STYLE_SETS: dict[str, dict[str, tuple[str, str, Callable[[int], np.ndarray]]]] = {"patterns": PATTERN_STYLES}
+
+
+def ensure_style_builtin(
+    name: str = "patterns", *, size: int = 256, cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Return the folder of built-in style set `name` (`00-mosaic.png ...`, `manifest.json` naming
+    each image's source), generating it (under a second) if not cached. The images are square,
+    `size` pixels, and depend on nothing but `size` (no seed)."""
+    if name not in STYLE_SETS:
+        raise DataError(
+            f"unknown built-in style set {name!r}: use one of {', '.join(sorted(STYLE_SETS))} "
+            f"(--data.builtin_style), or pass --data.style to a style image or a folder of them"
+        )
+    if size < 32:
+        raise DataError(f"built-in style image size {size} is too small: use at least 32 (default 256)")
+    final = cache_root(cache_dir) / "datasets" / f"{name}-v{_STYLE_VERSION}-s{size}"
+    return ensure_generated(final, lambda tmp: _generate_styles(tmp, name, size))
+
+
+def _generate_styles(folder: Path, name: str, size: int) -> None:
+    files: dict[str, dict] = {}
+    for i, (style, (source, recipe, render)) in enumerate(STYLE_SETS[name].items()):
+        rel = f"{i:02d}-{style}.png"
+        files[rel] = {"sha256": _write_png(folder, rel, render(size)), "style": style,
+                      "source": source, "recipe": recipe}
+    manifest = {"name": name, "kind": "style", "version": _STYLE_VERSION, "size": size, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

@@ -18,7 +18,7 @@ from zoo.data.layouts import LAYOUTS, LayoutFiles, SplitFiles, collect_files, de
 from zoo.data.transforms import PREPROCESS_MODES, PairedTransform
 from zoo.errors import DataError
 
-__all__ = ["ImageFolderDataModule", "DATA_DIRECTIONS"]
+__all__ = ["ImageFolderDataModule", "SeededLoaders", "DATA_DIRECTIONS"]
 
 log = logging.getLogger("zoo.data")
 
@@ -27,7 +27,54 @@ DATA_DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
 _DEFAULT_WORKERS = max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-class ImageFolderDataModule(L.LightningDataModule):
+class SeededLoaders(L.LightningDataModule):
+    """DataLoaders whose training order and per-item randomness come from (seed, epoch) alone
+    (`zoo.data.sampling.EpochSampler`), with this process's share under DDP. Subclasses set
+    `train_dataset` / `val_dataset` in `setup()` and the loader attributes (`batch_size`, `num_workers`,
+    `pin_memory`, `persistent_workers`, `seed`)."""
+
+    train_dataset: Dataset | None
+    val_dataset: Dataset | None
+    batch_size: int
+    num_workers: int
+    pin_memory: bool
+    persistent_workers: bool
+    seed: int
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        assert dataset is not None
+        # Training order and augmentations come from (seed, epoch) alone: see zoo.data.sampling.
+        sampler = EpochSampler(len(dataset), seed=self.seed, **self._replicas()) if shuffle else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            # Its own generator: creating an iterator must not draw from the global RNG, whose
+            # stream (dropout) is restored on resume at a point Lightning's iterator set-up precedes.
+            generator=torch.Generator().manual_seed(self.seed),
+            drop_last=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def _replicas(self) -> dict[str, int]:
+        """This process's share of the training set under DDP (Lightning leaves our sampler alone)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {"num_replicas": 1, "rank": 0}
+        return {"num_replicas": int(trainer.world_size), "rank": int(trainer.global_rank)}
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup("validate")
+        return self._loader(self.val_dataset, shuffle=False)
+
+
+class ImageFolderDataModule(SeededLoaders):
     """Aligned, paired or unpaired image folders as a LightningDataModule.
 
     Batches are `{"A": Tensor[B,3,H,W], "B": Tensor[B,3,H,W], "A_path": list[str],
@@ -194,43 +241,11 @@ class ImageFolderDataModule(L.LightningDataModule):
             return PairedDataset(split.a, split.b, tf, skip_bad=self.skip_bad, swap=swap)
         return UnpairedDataset(split.a, split.b, tf, random_b=train, skip_bad=self.skip_bad, swap=swap)
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        assert dataset is not None
-        # Training order and augmentations come from (seed, epoch) alone: see zoo.data.sampling.
-        sampler = EpochSampler(len(dataset), seed=self.seed, **self._replicas()) if shuffle else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            # Its own generator: creating an iterator must not draw from the global RNG, whose
-            # stream (dropout) is restored on resume at a point Lightning's iterator set-up precedes.
-            generator=torch.Generator().manual_seed(self.seed),
-            drop_last=False,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
-
     @property
     def dataset_name(self) -> str:
         """What model cards record as the dataset: the built-in set's name, or the folder's name (never
         a local path, which would leak into published cards)."""
         return f"zoo-builtin-{self.builtin}" if self._root_arg is None else Path(self._root_arg).resolve().name
-
-    def _replicas(self) -> dict[str, int]:
-        """This process's share of the training set under DDP (Lightning leaves our sampler alone)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return {"num_replicas": 1, "rank": 0}
-        return {"num_replicas": int(trainer.world_size), "rank": int(trainer.global_rank)}
-
-    def train_dataloader(self) -> DataLoader:
-        self.setup("fit")
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        self.setup("validate")
-        return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         self.setup("test")

@@ -26,7 +26,7 @@ from zoo.nn import PatchDiscriminator, UnetGenerator, init_normal
 from zoo.hub import load_state_dict_strict
 from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, inference_mode_of
-from zoo.training import LinearDecaySchedule
+from zoo.training import EvaluationSteps, LinearDecaySchedule
 from zoo.visual import GridCollector
 
 __all__ = ["Pix2Pix", "from_official"]
@@ -35,7 +35,7 @@ UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
 
 
 @register(key="pix2pix")
-class Pix2Pix(LinearDecaySchedule, TranslationMixin, ZooModule):
+class Pix2Pix(EvaluationSteps, LinearDecaySchedule, TranslationMixin, ZooModule):
     """pix2pix as a LightningModule. Batches are dicts with "A" and "B" in [-1, 1]; a direction
     "a2b" learns A -> B, "b2a" learns B -> A; `directions=["a2b", "b2a"]` trains one generator and
     one discriminator per direction (e.g. the released maps models: sat2map and map2sat)."""
@@ -200,15 +200,6 @@ class Pix2Pix(LinearDecaySchedule, TranslationMixin, ZooModule):
                 self._grid.add(src, fake, tgt)
         if len(l1s) > 1:  # one number to monitor for checkpoints
             self.log(f"{stage}/L1", torch.stack(l1s).mean(), batch_size=n)
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._grid.log(self, "val/grid")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return {d: fake for d, _, fake, _ in self._translate_batch(batch)} | {

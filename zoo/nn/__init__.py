@@ -7,6 +7,7 @@ from zoo.nn.multiscale import MultiScaleDiscriminator
 from zoo.nn.norm import NORMS, AdaptiveInstanceNorm2d, MunitLayerNorm, norm_layer, uses_bias
 from zoo.nn.patchgan import PatchDiscriminator
 from zoo.nn.resnet import RESNET_BLOCKS, ResnetBlock, ResnetGenerator
+from zoo.nn.style_blocks import ConditionalInstanceNorm2d, ReflectConv2d, style_weights
 from zoo.nn.unet import UnetGenerator, UnetSkipBlock
 from zoo.nn.vgg import VGGFeatures
 
@@ -14,5 +15,6 @@ __all__ = [
     "MLP", "Conv2dBlock", "LinearBlock", "ResBlock", "ResBlocks", "MultiScaleDiscriminator",
     "AdaptiveInstanceNorm2d", "MunitLayerNorm",
     "ImagePool", "init_kaiming", "init_normal", "NORMS", "norm_layer", "uses_bias", "PatchDiscriminator",
+    "ConditionalInstanceNorm2d", "ReflectConv2d", "style_weights",
     "RESNET_BLOCKS", "ResnetBlock", "ResnetGenerator", "UnetGenerator", "UnetSkipBlock", "VGGFeatures",
 ]

@@ -12,7 +12,7 @@ references use, each with its own layout and preprocessing (`../shared/reference
 Weights are found offline, never downloaded: a path argument, else `$ZOO_VGG_WEIGHTS` (a file, or a folder
 holding the variant's file), else the variant's own environment variable, the torch hub cache and the zoo
 cache (`zoo.metrics.backbones`). When none is there, `WeightsNotFoundError` names the file, its URL and
-where to put it. `weights=None` builds random weights, only when asked; `weights=DEFAULT_OR_RANDOM` (the
+where to put it. `weights=None` builds random weights (He-normal, seed 0), only when asked; `weights=DEFAULT_OR_RANDOM` (the
 built-in demos of the style methods only) looks the file up and falls back to random weights with a loud
 warning. `VGGFeatures.random_weights` tells which happened.
 """
@@ -103,6 +103,20 @@ def random_weights_warning(variant: str, arch: str, cause: str = "") -> str:
     )
 
 
+@torch.no_grad()
+def _init_random(features: nn.Sequential) -> None:
+    """Random weights drawn He-normal with zero biases from seed 0, whatever the caller's RNG state (the
+    same random VGG in every process and run). PyTorch's default init shrinks the activations about 6x in
+    variance per conv, so relu5_1 of a default-random VGG is ~1e-10 of its input and every loss on it
+    vanishes; constant-scale random features keep objectives, recipes' loss weights and tests meaningful."""
+    generator = torch.Generator().manual_seed(0)
+    for layer in features:
+        if isinstance(layer, nn.Conv2d):
+            fan_in = layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+            layer.bias.zero_()
+
+
 def _env_override(file_name: str) -> Path | None:
     value = os.environ.get("ZOO_VGG_WEIGHTS")
     if not value:
@@ -158,6 +172,8 @@ class VGGFeatures(nn.Module):
                 nn.AvgPool2d(2, 2, ceil_mode=m.ceil_mode) if isinstance(m, nn.MaxPool2d) else m for m in features))
         depth = max(names.index(name) for name in layers) + 1
         self.features = features[:depth]
+        if self.random_weights:
+            _init_random(self.features)
         self._names = names[:depth]
         mean, std = {"torchvision": (IMAGENET_MEAN, IMAGENET_STD), "gatys": (CAFFE_MEAN_BGR, (1 / 255,) * 3),
                      "adain": ((0.0,) * 3, (1.0,) * 3)}[variant]
