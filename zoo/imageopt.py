@@ -24,18 +24,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import ZooError
+from zoo.metrics.backbones import HiddenNetMixin
+from zoo.nn.vgg import VGGFeatures
 
 __all__ = [
     "optimize_image", "ImageOptResult", "OPTIMIZERS", "Objective", "Callback",
     "CAFFE_MEAN_RGB", "to_caffe_range", "from_caffe_range", "caffe_range_bounds",
-    "loss_vgg", "resize_shorter", "scaled_schedule",
+    "PerImageOptimizer", "resize_shorter", "scaled_schedule",
 ]
 
 log = logging.getLogger("zoo.imageopt")
@@ -248,16 +250,39 @@ def caffe_range_bounds(like: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # ----------------------------------------------------------------------------------- the loss network
-def loss_vgg(variant: str, arch: str, layers: Sequence[str], weights: Any, pool: str) -> nn.Module:
-    """A frozen `VGGFeatures` for an optimisation objective; an unknown variant, arch or layer is a
-    `ZooError`. Random weights (weights=None, or "default-or-random" with no file) are VGGFeatures' seeded
-    He-normal ones; `net.random_weights` says which happened."""
-    from zoo.nn.vgg import VGGFeatures
+class PerImageOptimizer(HiddenNetMixin):
+    """Base of the methods that optimise every output image against a frozen VGG (gatys, inversion):
+    the VGG is the whole model, kept out of the state dict (`HiddenNetMixin`, `self.network`), random
+    VGG weights are noted on the model, and there is nothing to train. Subclasses set `usage`, what to
+    run instead of training, and call `use_vgg(...)` in `__init__`."""
 
-    try:
-        return VGGFeatures(arch, tuple(layers), weights, pool=pool, variant=variant)
-    except ValueError as e:  # unknown variant / arch / layer
-        raise ZooError(str(e)) from None
+    weight_free: ClassVar[bool] = True
+    optimizes_per_image: ClassVar[bool] = True
+    #: what `training_step` tells a user to run instead, e.g. "`python -m zoo.predict gatys ...`".
+    usage: ClassVar[str] = ""
+    method: ClassVar[str]
+
+    def use_vgg(self, variant: str, arch: str, layers: Sequence[str], weights: Any, pool: str) -> VGGFeatures:
+        """Build the frozen `VGGFeatures` (an unknown variant, arch or layer is a `ZooError`; random weights,
+        weights=None or "default-or-random" with no file, are VGGFeatures' seeded He-normal ones and noted
+        with `note_random_features`)."""
+        try:
+            net = VGGFeatures(arch, tuple(layers), weights, pool=pool, variant=variant)
+        except ValueError as e:  # unknown variant / arch / layer
+            raise ZooError(str(e)) from None
+        self._set_hidden_net(net)
+        # No parameters: this buffer (not saved) gives `.to()` something to move, and the verbs the device.
+        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)  # type: ignore[attr-defined]
+        if net.random_weights_note:
+            self.note_random_features(net.random_weights_note)  # type: ignore[attr-defined]
+        return net
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        raise ZooError(f"{self.method} optimises each output image on its own (there are no weights to train): "
+                       f"run {self.usage}")
+
+    def configure_optimizers(self) -> None:
+        return None
 
 
 def resize_shorter(image: Tensor, size: int | float | None) -> Tensor:

@@ -76,6 +76,7 @@ class VGGEncoder(nn.Sequential):
             vgg = VGGFeatures("vgg19", STYLE_LAYERS, weights, variant="adain")
         super().__init__(*vgg.features)
         self.random_weights = vgg.random_weights
+        self.random_weights_note = vgg.random_weights_note
         if self.random_weights:
             self.reset_random()
         self.requires_grad_(False)
@@ -270,18 +271,19 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
         weights are recorded as a warning in the model card, config and checkpoints (`random_features`)."""
         if weights is None:
             self.encoder.reset_random()
-            self._note_random_encoder("vgg_weights=None")
+            self._note_random_encoder()
         else:
             vgg = VGGEncoder(weights)
             with torch.no_grad():
                 for mine, theirs in zip(self.encoder.state_dict().values(), vgg.state_dict().values()):
                     mine.copy_(theirs)
-            if vgg.random_weights:
-                self._note_random_encoder("no vgg_normalised.pth was found")
+            if vgg.random_weights_note:
+                self._note_random_encoder(vgg.random_weights_note)
         self._encoder_ready = True
 
-    def _note_random_encoder(self, cause: str) -> None:
-        warning = random_weights_warning("adain", "vgg19", cause)
+    def _note_random_encoder(self, warning: str | None = None) -> None:
+        """Record the random encoder (`warning`: VGGFeatures' note; None: random weights asked for)."""
+        warning = warning or random_weights_warning("adain", "vgg19", "weights=None")
         self._configured_warning = warning
         self.note_random_features(warning)
 
@@ -291,7 +293,7 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
         if self._encoder_ready:
             return
         if self.hparams.vgg_weights is None:  # keep the random encoder of __init__
-            self._note_random_encoder("vgg_weights=None")
+            self._note_random_encoder()
             self._encoder_ready = True
         else:
             self.load_encoder(self.hparams.vgg_weights)

@@ -38,13 +38,11 @@ from torch import Tensor
 from zoo.errors import ZooError
 from zoo.imageio import InputKind, from_batch, to_batch
 from zoo.imageopt import (
-    caffe_range_bounds, from_caffe_range, loss_vgg, optimize_image, resize_shorter, to_caffe_range,
+    PerImageOptimizer, caffe_range_bounds, from_caffe_range, optimize_image, resize_shorter, to_caffe_range,
 )
 from zoo.losses.regularizers import total_variation
 from zoo.losses.style import GRAM_CONVENTIONS, content_loss, gram_matrix, style_loss
-from zoo.metrics.backbones import HiddenNetMixin
 from zoo.module import ZooModule
-from zoo.nn.vgg import random_weights_warning
 from zoo.registry import register
 from zoo.tasks import StyleMixin, blend_weights
 
@@ -141,15 +139,15 @@ class GatysResult:
 
 # ----------------------------------------------------------------------------------- the module
 @register(key="gatys")
-class Gatys(HiddenNetMixin, StyleMixin, ZooModule):
+class Gatys(PerImageOptimizer, StyleMixin, ZooModule):
     """Optimisation-based style transfer. `stylize(content, style, weights=None, **options)` returns the
     content's kind at its size; `optimize(content, style, **options)` returns a `GatysResult` at the
     optimised resolution. Nothing is trained: the VGG (kept out of the state dict) is the whole model."""
 
     task = "style"
     paper = "arXiv:1508.06576"
-    weight_free = True
-    optimizes_per_image = True
+    usage = ("`python -m zoo.predict gatys content.jpg --style style.jpg --out DIR`, or "
+             "model.stylize(content, style)")
     default_io = {"range": [0.0, 1.0], "channels": 3, "size_multiple": 1, "directions": ["a2b"], "eval_mode": True}
     inference_modules = ()
     min_input_size = 16  # relu5_1 sits behind 4 poolings
@@ -221,23 +219,7 @@ class Gatys(HiddenNetMixin, StyleMixin, ZooModule):
         layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
         if not content_layers or not style_layers:
             raise ZooError("gatys needs at least one content layer and one style layer")
-        net = loss_vgg(vgg_variant, "vgg19", layers, vgg_weights, pool)
-        self._set_hidden_net(net)
-        # Gatys has no parameters: this buffer (not saved) tells the style mixin the model's device.
-        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
-        if net.random_weights:
-            cause = "vgg_weights=None" if vgg_weights is None else "no weight file was found"
-            self.note_random_features(random_weights_warning(vgg_variant, "vgg19", cause))
-
-    # ------------------------------------------------------------------------------- not trainable
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        raise ZooError(
-            "gatys optimises each output image on its own (there are no weights to train): run "
-            "`python -m zoo.predict gatys content.jpg --style style.jpg --out DIR`, or model.stylize(content, style)"
-        )
-
-    def configure_optimizers(self) -> None:
-        return None
+        self.use_vgg(vgg_variant, "vgg19", layers, vgg_weights, pool)
 
     # ------------------------------------------------------------------------------------ options
     def _defaults(self) -> dict[str, Any]:

@@ -43,11 +43,12 @@ from torch import Tensor
 
 from zoo.errors import ZooError
 from zoo.imageio import InputKind, from_batch, to_batch
-from zoo.imageopt import OPTIMIZERS, from_caffe_range, loss_vgg, optimize_image, resize_shorter, scaled_schedule
+from zoo.imageopt import (
+    OPTIMIZERS, PerImageOptimizer, from_caffe_range, optimize_image, resize_shorter, scaled_schedule,
+)
 from zoo.losses.regularizers import alpha_norm, total_variation
-from zoo.metrics.backbones import HiddenNetMixin
 from zoo.module import ZooModule
-from zoo.nn.vgg import random_weights_warning, vgg_layer_names
+from zoo.nn.vgg import vgg_layer_names
 from zoo.registry import register
 
 __all__ = ["Inversion", "InversionResult", "default_lambda_tv", "normalised_error", "PIXEL_SIGMA", "LR_SCHEDULE"]
@@ -103,14 +104,14 @@ class InversionResult:
 
 
 @register(key="inversion")
-class Inversion(HiddenNetMixin, ZooModule):
+class Inversion(PerImageOptimizer, ZooModule):
     """Feature inversion. `invert(image_or_features, layer=None, size=None, **options)` returns an
     `InversionResult`. Nothing is trained: the VGG (kept out of the state dict) is the whole model."""
 
     task = "style"
     paper = "arXiv:1412.0035"
-    weight_free = True
-    optimizes_per_image = True
+    usage = ("`python -m zoo.predict inversion image.jpg --out DIR` (--set layer=relu4_1), or "
+             "model.invert(image)")
     default_io = {"range": [0.0, 1.0], "channels": 3, "size_multiple": 1, "directions": ["a2b"], "eval_mode": True}
     inference_modules = ()
 
@@ -161,22 +162,7 @@ class Inversion(HiddenNetMixin, ZooModule):
         self.save_hyperparameters()
         self._names = vgg_layer_names(vgg_arch) if vgg_arch in ("vgg16", "vgg19") else []
         self._settings({})
-        net = loss_vgg(vgg_variant, vgg_arch, ("pool5",), vgg_weights, pool)
-        self._set_hidden_net(net)
-        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
-        if net.random_weights:
-            cause = "vgg_weights=None" if vgg_weights is None else "no weight file was found"
-            self.note_random_features(random_weights_warning(vgg_variant, vgg_arch, cause))
-
-    # ------------------------------------------------------------------------------- not trainable
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        raise ZooError(
-            "inversion optimises each reconstruction on its own (there are no weights to train): run "
-            "`python -m zoo.predict inversion image.jpg --out DIR` (--set layer=relu4_1), or model.invert(image)"
-        )
-
-    def configure_optimizers(self) -> None:
-        return None
+        self.use_vgg(vgg_variant, vgg_arch, ("pool5",), vgg_weights, pool)
 
     # ------------------------------------------------------------------------------------ options
     def _check_layer(self, layer: str) -> str:

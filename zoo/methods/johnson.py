@@ -43,7 +43,7 @@ from zoo.hub import load_state_dict_strict
 from zoo.losses import gram_matrix, total_variation
 from zoo.module import ZooModule
 from zoo.nn.style_blocks import ReflectConv2d
-from zoo.nn.vgg import VGGFeatures, random_weights_warning
+from zoo.nn.vgg import VGGFeatures
 from zoo.registry import register, register_converter
 from zoo.tasks import StyleMixin, inference_mode_of
 from zoo.training import EvaluationSteps
@@ -125,10 +125,8 @@ class LossNetMixin:
         if net is None:
             weights = self.hparams.vgg_weights
             net = VGGFeatures("vgg16", self.loss_layers(), weights, pool=self._vgg_pool)
-            if net.random_weights:
-                cause = "vgg_weights=None" if weights is None else "no weight file was found"
-                warning = random_weights_warning("torchvision", "vgg16", cause)
-                self.note_random_features(warning)  # type: ignore[attr-defined]
+            if net.random_weights_note:
+                self.note_random_features(net.random_weights_note)  # type: ignore[attr-defined]
             object.__setattr__(self, "_loss_net", net)
             object.__setattr__(self, "_style_grams", {})
         if device is not None:

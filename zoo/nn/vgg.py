@@ -151,15 +151,16 @@ class VGGFeatures(nn.Module):
         self.arch, self.variant, self.layers = arch, variant, tuple(layers)
 
         backbone = VGG_VARIANTS[variant][arch]
-        fallback = isinstance(weights, str) and weights == DEFAULT_OR_RANDOM
-        if fallback:
+        cause = "weights=None"
+        if isinstance(weights, str) and weights == DEFAULT_OR_RANDOM:
             from zoo.errors import WeightsNotFoundError
 
             try:
                 weights = self._default_weights(backbone)
                 find_backbone_weights(backbone, weights)
             except WeightsNotFoundError:
-                log.warning("%s", random_weights_warning(variant, arch, "no weight file was found"))
+                cause = "no weight file was found"
+                log.warning("%s", random_weights_warning(variant, arch, cause))
                 weights = None
         else:
             weights = self._default_weights(backbone) if isinstance(weights, str) and weights == "default" else weights
@@ -167,6 +168,8 @@ class VGGFeatures(nn.Module):
         if path is not None:
             load_strict(features, self._convert(load_backbone_state_dict(path), names), path, f"{variant} {arch}")
         self.random_weights = path is None
+        #: the warning that outputs made with these features must carry (None for published weights)
+        self.random_weights_note = random_weights_warning(variant, arch, cause) if self.random_weights else None
         if pool == "avg":  # same windows, no weights involved: the loaded convolutions are unchanged
             features = nn.Sequential(*(
                 nn.AvgPool2d(2, 2, ceil_mode=m.ceil_mode) if isinstance(m, nn.MaxPool2d) else m for m in features))
