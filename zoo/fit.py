@@ -69,11 +69,14 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
     """Resolve `--model <key|name>` through the registry and add the built-in demo config when no data
     folder is given. Returns the new argv and the method key (None when a class path was given).
 
-    What zoo adds (the demo config, a registry entry's data direction) goes first, so that every flag
+    What zoo adds (the method's data recipe, the demo config, a registry entry's data direction, in this
+    order) goes first, so that every flag
     and config the user gives, before or after `--model`, overrides it; the entry's hyperparameters
     follow `--model` (they need its class) and precede the user's later `--model.*` flags."""
     out: list[str] = []
-    defaults: list[str] = []
+    recipe: list[str] = []  # the method's data recipe: first, so the demo config and the user override it
+    demo_config: list[str] = []
+    entry_data: list[str] = []  # a registry entry's data direction
     method: str | None = None
     i = 0
     while i < len(argv):
@@ -98,20 +101,18 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
                 f"fixed baseline). Run it with: python -m zoo.predict {value} INPUT_IMAGES{style} --out DIR"
             )
         out += ["--model", f"{cls.__module__}.{cls.__qualname__}"]
-        for key, val in cls.data_defaults.items():  # the recipe's data settings; demo config and flags override
-            defaults.append(f"--data.{key}={_flag_value(val)}")
+        recipe += [f"--data.{key}={_flag_value(val)}" for key, val in cls.data_defaults.items()]
         if entry is not None:
             for key, val in entry.get("hparams", {}).items():
                 out.append(f"--model.init_args.{key}={_flag_value(val)}")
             direction = (entry.get("dataset") or {}).get("direction")
             if direction:
-                defaults.append(f"--data.direction={direction}")
+                entry_data.append(f"--data.direction={direction}")
         demo = CONFIG_DIR / f"{method}-demo.yaml"
         if demo.exists() and not _gives_data_root(argv):
-            recipe = [d for d in defaults if not d.startswith("--data.direction")]
-            defaults = [*recipe, "--config", str(demo), *(d for d in defaults if d not in recipe)]
+            demo_config = ["--config", str(demo)]
             log.warning("no --data.root given: training on the built-in dataset with the demo schedule %s", demo)
-    return defaults + out, method
+    return recipe + demo_config + entry_data + out, method
 
 
 def _wandb_offline_unless_logged_in() -> None:

@@ -55,11 +55,18 @@ def _style_value(value: str) -> Any:
 
     if Path(value).is_file():
         return read_image(value)
-    try:
-        numbers = [float(v) for v in value.split(",")]
-    except ValueError:
+    numbers = _numbers(value)
+    if numbers is None:
         return value
     return int(numbers[0]) if len(numbers) == 1 and numbers[0].is_integer() and "," not in value else numbers
+
+
+def _numbers(value: str) -> list[float] | None:
+    """`0.7,0.3` -> [0.7, 0.3]; None when `value` is not comma-separated numbers."""
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        return None
 
 
 def _options(items: list[str] | None) -> dict[str, Any]:
@@ -187,10 +194,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
 def _weights(value: str) -> list[float]:
     from zoo.errors import ZooError
 
-    try:
-        return [float(v) for v in value.split(",")]
-    except ValueError:
-        raise ZooError(f"--weights {value!r}: write comma-separated numbers, e.g. --weights 0.7,0.3") from None
+    numbers = _numbers(value)
+    if numbers is None:
+        raise ZooError(f"--weights {value!r}: write comma-separated numbers, e.g. --weights 0.7,0.3")
+    return numbers
 
 
 def _check_device(device: str) -> None:

@@ -9,6 +9,7 @@ contract, crops back and returns the input's kind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any, Iterator
@@ -20,7 +21,7 @@ from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
 
 __all__ = ["TranslationMixin", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
-           "model_device", "blend_weights"]
+           "to_module", "blend_weights"]
 
 log = logging.getLogger("zoo")
 
@@ -95,11 +96,7 @@ def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eva
     """Run `network` on `x` under `model.io`: to a batch in the network's range and device, padded to
     `size_multiple`, test-time mode, then cropped back (`scale` times the input size) to x's kind."""
     batch, kind = to_batch(x)
-    parameter = next(iter(network.parameters()), None)
-    buffer = next(iter(network.buffers()), None)
-    reference = parameter if parameter is not None else buffer
-    if reference is not None:
-        batch = batch.to(device=reference.device, dtype=reference.dtype)
+    batch = to_module(batch, network)
     padded, size = pad_to_multiple(batch, int(model.io["size_multiple"]), min_size=getattr(model, "min_input_size", 1))
     mode = model.io.get("eval_mode", True) if eval_mode is None else eval_mode
     with torch.inference_mode(), inference_mode_of(network, mode):
@@ -107,12 +104,13 @@ def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eva
     return from_batch(from_range(crop_to(y, (size[0] * scale, size[1] * scale)), model.io["range"]), kind)
 
 
-def model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and floating dtype of `model`'s first parameter or buffer (CPU float32 for none)."""
-    for tensor in (*model.parameters(), *model.buffers()):
+def to_module(batch: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """`batch` on the device and in the dtype of `module`'s first floating parameter or buffer (as it is
+    when the module holds none)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
         if tensor.is_floating_point():
-            return tensor.device, tensor.dtype
-    return torch.device("cpu"), torch.float32
+            return batch.to(device=tensor.device, dtype=tensor.dtype)
+    return batch
 
 
 def blend_weights(weights: Sequence[float] | torch.Tensor | None, n: int) -> list[float]:
@@ -151,7 +149,6 @@ class StyleMixin:
         """None -> None; one image-like -> [tensor]; a list or tuple of image-likes -> list of tensors."""
         if style is None:
             return None
-        device, dtype = model_device(self)  # type: ignore[arg-type]
         items = list(style) if isinstance(style, (list, tuple)) else [style]
         if not items:
             raise ZooError("style is an empty list: pass one style image or several")
@@ -162,7 +159,7 @@ class StyleMixin:
                 raise ZooError(
                     f"a style image must be one image, got a batch of {batch.shape[0]}: pass a list of images instead"
                 )
-            styles.append(batch.to(device=device, dtype=dtype))
+            styles.append(to_module(batch, self))  # type: ignore[arg-type]
         return styles
 
     def stylize(self, content: Any, style: Any = None, *, alpha: float = 1.0,
@@ -183,8 +180,7 @@ class StyleMixin:
             outs = [self.stylize(batch[i:i + 1], style[i:i + 1], alpha=alpha, weights=weights, **options)
                     for i in range(batch.shape[0])]
             return from_batch(torch.cat(outs), kind)
-        device, dtype = model_device(self)  # type: ignore[arg-type]
-        batch = batch.to(device=device, dtype=dtype)
+        batch = to_module(batch, self)  # type: ignore[arg-type]
         prepared = self.prepare_style(style)
         padded, size = pad_to_multiple(batch, int(self.io.get("size_multiple", 1)),
                                        min_size=getattr(self, "min_input_size", 1))
