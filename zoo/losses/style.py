@@ -23,7 +23,7 @@ from torch import Tensor
 
 __all__ = [
     "GRAM_CONVENTIONS", "CONTENT_CONVENTIONS", "gram_matrix", "content_loss", "style_loss", "layered_style_loss",
-    "mean_std", "mean_std_style_loss",
+    "mean_std", "mean_std_style_loss", "symmetric_power",
 ]
 
 GRAM_CONVENTIONS = ("paper", "hw", "chw", "bchw")
@@ -104,3 +104,10 @@ def mean_std_style_loss(features: Mapping[str, Tensor] | Tensor, targets: Mappin
         mu_t, sigma_t = mean_std(targets[name], eps)  # type: ignore[index]
         total = total + F.mse_loss(mu_f, mu_t.expand_as(mu_f)) + F.mse_loss(sigma_f, sigma_t.expand_as(sigma_f))
     return total
+
+
+def symmetric_power(matrix: Tensor, power: float) -> Tensor:
+    """M^p of a symmetric positive (semi-)definite matrix through its eigendecomposition, eigenvalues
+    floored at 1e-12 (the matrix roots of colour transfer: Gatys et al.'s colour matching, AdaIN's CORAL)."""
+    values, vectors = torch.linalg.eigh(matrix)
+    return vectors @ torch.diag(values.clamp_min(1e-12).pow(power)) @ vectors.t()

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from zoo.errors import CheckpointError, ZooError
 from zoo.hub import load_state_dict_strict
 from zoo.imageio import pad_to_multiple, to_batch
-from zoo.losses import mean_std, mean_std_style_loss
+from zoo.losses import mean_std, mean_std_style_loss, symmetric_power
 from zoo.module import ZooModule
 from zoo.nn.vgg import VGGFeatures, random_weights_warning
 from zoo.registry import register, register_converter
@@ -186,15 +186,11 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
         corr = norm @ norm.t() / (n - 1) + torch.eye(3, dtype=x.dtype, device=x.device) / (n - 1)
         return norm, mean, std, corr
 
-    def sqrtm(m: Tensor, power: float) -> Tensor:  # symmetric positive definite: via eigendecomposition
-        values, vectors = torch.linalg.eigh(m)
-        return vectors @ torch.diag(values.clamp_min(1e-12).pow(power)) @ vectors.t()
-
     if src.shape[1] < 2 or tgt.shape[1] < 2:
         raise ZooError("colour preservation needs images of at least 2 pixels")
     s_norm, _, _, s_corr = standardise(src)
     _, t_mean, t_std, t_corr = standardise(tgt)
-    transferred = sqrtm(t_corr, 0.5) @ sqrtm(s_corr, -0.5) @ s_norm
+    transferred = symmetric_power(t_corr, 0.5) @ symmetric_power(s_corr, -0.5) @ s_norm
     return (transferred * t_std + t_mean).to(source.dtype).reshape(shape)
 
 

@@ -41,7 +41,7 @@ from zoo.imageopt import (
     PerImageOptimizer, caffe_range_bounds, from_caffe_range, optimize_image, resize_shorter, to_caffe_range,
 )
 from zoo.losses.regularizers import total_variation
-from zoo.losses.style import GRAM_CONVENTIONS, content_loss, gram_matrix, style_loss
+from zoo.losses.style import GRAM_CONVENTIONS, content_loss, gram_matrix, style_loss, symmetric_power
 from zoo.module import ZooModule
 from zoo.registry import register
 from zoo.tasks import StyleMixin, blend_weights
@@ -107,11 +107,7 @@ def match_color(style: Tensor, content: Tensor, eps: float = 1e-6) -> Tensor:
         d = x - mu
         return d @ d.t() / max(1, x.shape[1] - 1) + eps * torch.eye(3, dtype=x.dtype, device=x.device)
 
-    def power(m: Tensor, p: float) -> Tensor:
-        values, vectors = torch.linalg.eigh(m)
-        return vectors @ torch.diag(values.clamp_min(1e-12).pow(p)) @ vectors.t()
-
-    a = power(cov(c, mu_c), 0.5) @ power(cov(s, mu_s), -0.5)
+    a = symmetric_power(cov(c, mu_c), 0.5) @ symmetric_power(cov(s, mu_s), -0.5)
     return (a @ (s - mu_s) + mu_c).to(style.dtype).reshape(style.shape)
 
 
