@@ -2,8 +2,9 @@
 [--n N --seed S | --style IMG] [--alpha A --weights W,...] [--set KEY=VALUE ...]`: run a model's task verb
 on image files or folders and write PNGs named after the inputs (multimodal models: N samples per input,
 or the style of a reference image; style methods: `stylize` with `--style` image(s), or a style index or
-weight vector for `cin`; `inversion`: the image reconstructed from its features). `--set` passes options
-to the verb (`--set steps=200 --set init=content`). Images made with random feature weights carry a
+weight vector for `cin`; `inversion`: the image reconstructed from its features; super-resolution models:
+`upscale`; `colorization`: `colorize`). `--set` passes options to the verb (`--set steps=200 --set
+init=content`, `--set temperature=1`). Images made with random feature weights carry a
 `zoo-warning` PNG text entry."""
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, dir
     Multimodal models (MUNIT): `n` writes n samples per input as `<name>_s00.png ...` (styles drawn
     with `seed`), `style` translates with the style of that reference image. Style methods: `stylize`
     with `style` (image path(s), or a style index / weights for `cin`), `alpha`, `weights` and
-    `options`; `inversion`: `invert(image, **options)`."""
+    `options`; `inversion`: `invert(image, **options)`; super-resolution: `upscale(image)`; colorization:
+    `colorize(image, **options)`."""
     from zoo.errors import ZooError
     from zoo.imageio import read_image
 
@@ -102,14 +104,15 @@ def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, dir
     multimodal = hasattr(model, "sample")
     stylizes = hasattr(model, "stylize")
     inverts = hasattr(model, "invert")
+    colorizes = hasattr(model, "colorize")
     if (n is not None or seed is not None) and not multimodal:
         raise ZooError(f"--n and --seed need a multimodal model; {model.method!r} has one output per input")
     if style is not None and not (multimodal or stylizes):
         raise ZooError(f"--style needs a multimodal or style-transfer model; {model.method!r} takes none")
     if (alpha is not None or weights is not None) and not stylizes:
         raise ZooError(f"--alpha and --weights are for style-transfer models; {model.method!r} is not one")
-    if options and not (stylizes or inverts):
-        raise ZooError(f"--set passes options to stylize() or invert(); {model.method!r} has neither")
+    if options and not (stylizes or inverts or colorizes):
+        raise ZooError(f"--set passes options to stylize(), invert() or colorize(); {model.method!r} has none of them")
     if n is not None and style is not None:
         raise ZooError("pass either --n (random styles) or --style (a reference image), not both")
     styles = [style] if isinstance(style, str) else list(style or [])
@@ -128,6 +131,10 @@ def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, dir
             results = {name: model.stylize(image, style_arg, weights=weights, **kwargs, **options)}
         elif inverts:
             results = {name: model.invert(image, **options).image}
+        elif colorizes:
+            results = {name: model.colorize(image, **options)}
+        elif hasattr(model, "upscale"):
+            results = {name: model.upscale(image, eval_mode=eval_mode)}
         elif n is not None:
             results = {name.with_name(f"{name.stem}_s{i:02d}.png"): im
                        for i, im in enumerate(model.sample(image, n=n, seed=seed, direction=direction))}

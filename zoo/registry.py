@@ -64,7 +64,7 @@ OFFICIAL_FORMATS = ("torch", "tensorflow")
 _REQUIRED_FIELDS = ("method", "task", "hparams", "weights", "io", "dataset", "paper", "license", "origin")
 _OPTIONAL_FIELDS = ("results", "description", "notes")
 _IO_REQUIRED = ("range", "size_multiple", "directions", "eval_mode")
-_IO_OPTIONAL = ("channels", "domains", "scale")
+_IO_OPTIONAL = ("channels", "domains", "scale", "input_size")
 
 _KEY_RE = re.compile(r"^[a-z0-9]+$")
 _NAME_RE = re.compile(r"^(?P<method>[a-z0-9]+)-(?P<tag>[a-z0-9][a-z0-9_.-]*)$")
@@ -428,8 +428,9 @@ def _validate_io(w: _Where, entry: dict[str, Any]) -> None:
     ):
         raise w.error("io.range", "[-1, 1] or [0, 1]", rng)
     io["range"] = [float(v) for v in rng]
-    if "channels" in io and not (_is_int(io["channels"]) and io["channels"] >= 1):
-        raise w.error("io.channels", "an integer >= 1", io["channels"])
+    for key in ("channels", "scale", "input_size"):
+        if key in io and not (_is_int(io[key]) and io[key] >= 1):
+            raise w.error(f"io.{key}", "an integer >= 1", io[key])
     if not (_is_int(io["size_multiple"]) and io["size_multiple"] >= 1):
         raise w.error("io.size_multiple", "a positive integer", io["size_multiple"])
     dirs = io["directions"]

@@ -22,6 +22,11 @@ For style transfer (`zoo.data.ContentStyleDataModule`) there are two more kinds 
 - style sets (`STYLE_SETS`): `patterns` = 8 square style images rendered from package-shipped images
   (`00-mosaic.png ... 07-gravel.png`, sorted = the order listed in `PATTERN_STYLES`; the first,
   `00-mosaic`, is what a one-style method trains on with `max_styles=1`); made by `ensure_style_builtin`.
+
+For super-resolution and colorization (`zoo.data.SRDataModule`, `zoo.data.PhotoDataModule`), whole-photo
+sets (`PHOTO_SETS`): `hr-photos` = five photographs stored whole in `train/` (crops are taken on the fly)
+and three others held out whole in `val/` (chelsea, coffee, rocket), which training never sees; made by
+`ensure_photo_builtin`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "BUILTIN_DATASETS", "UNPAIRED_BUILTINS", "builtin_layout", "PHOTOS", "builtin_dir", "cache_root", "ensure_builtin", "ensure_generated", "held_out_crop",
     "canny_edges", "colour_sketch",
     "CONTENT_SETS", "STYLE_SETS", "PATTERN_STYLES", "ensure_content_builtin", "ensure_style_builtin",
+    "PHOTO_SETS", "ensure_photo_builtin",
 ]
 
 _VERSION = 1
@@ -443,4 +449,50 @@ def _generate_styles(folder: Path, name: str, size: int) -> None:
         files[rel] = {"sha256": _write_png(folder, rel, render(size)), "style": style,
                       "source": source, "recipe": recipe}
     manifest = {"name": name, "kind": "style", "version": _STYLE_VERSION, "size": size, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+# ------------------------------------------------------------------- whole-photo sets (SR, colorization)
+
+#: Whole-photograph sets for restoration tasks (super-resolution, colorization): name -> the `PHOTOS`
+#: stored whole for training (random crops are taken on the fly) and those held out whole for validation.
+#: No held-out photo is ever seen in training: the split is by photograph, not by region.
+PHOTO_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "hr-photos": {
+        "train": ("astronaut", "motorcycle_left", "immunohistochemistry", "hubble_deep_field", "retina"),
+        "val": ("chelsea", "coffee", "rocket"),
+    },
+}
+#: Longer side of the stored training photos (the large microscopy / sky images are reduced to it).
+PHOTO_MAX_SIDE = 640
+_PHOTO_SET_VERSION = 1
+
+
+def ensure_photo_builtin(name: str = "hr-photos", *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder of whole-photo set `name` (`train/<photo>.png`, `val/<photo>.png`, `manifest.json`),
+    writing it (about a second) if not cached. Photos whose longer side exceeds `PHOTO_MAX_SIDE` are reduced
+    to it (Lanczos); the others are stored as shipped. Deterministic and atomic like `ensure_builtin`."""
+    if name not in PHOTO_SETS:
+        raise DataError(
+            f"unknown built-in photo set {name!r}: use one of {', '.join(sorted(PHOTO_SETS))} (--data.builtin), "
+            f"or pass --data.root to a folder of images"
+        )
+    final = cache_root(cache_dir) / "datasets" / f"{name}-v{_PHOTO_SET_VERSION}-max{PHOTO_MAX_SIDE}"
+    return ensure_generated(final, lambda tmp: _generate_photo_set(tmp, name))
+
+
+def _generate_photo_set(folder: Path, name: str) -> None:
+    files: dict[str, dict] = {}
+    for split, photos in PHOTO_SETS[name].items():
+        for source in photos:
+            photo = PHOTOS[source]()
+            h, w = photo.shape[:2]
+            if max(h, w) > PHOTO_MAX_SIDE:
+                f = PHOTO_MAX_SIDE / max(h, w)
+                photo = np.asarray(Image.fromarray(photo).resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS))
+            rel = f"{split}/{source}.png"
+            files[rel] = {"sha256": _write_png(folder, rel, photo), "photo": source,
+                          "photo_size": [w, h], "size": list(photo.shape[1::-1])}
+    manifest = {"name": name, "kind": "photos", "version": _PHOTO_SET_VERSION, "max_side": PHOTO_MAX_SIDE,
+                "files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

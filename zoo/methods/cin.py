@@ -45,8 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
-from zoo.losses import gram_matrix
-from zoo.methods.johnson import LossNetMixin
+from zoo.losses import LossNetMixin, gram_matrix
 from zoo.module import ZooModule
 from zoo.nn.style_blocks import ConditionalInstanceNorm2d, ReflectConv2d, style_weights
 from zoo.registry import register, register_converter

@@ -40,16 +40,15 @@ from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
 from zoo.hub import load_state_dict_strict
-from zoo.losses import gram_matrix, total_variation
+from zoo.losses import LossNetMixin, gram_matrix, total_variation
 from zoo.module import ZooModule
 from zoo.nn.style_blocks import ReflectConv2d
-from zoo.nn.vgg import VGGFeatures
 from zoo.registry import register, register_converter
 from zoo.tasks import StyleMixin, inference_mode_of
 from zoo.training import EvaluationSteps
 from zoo.visual import GridCollector
 
-__all__ = ["Johnson", "TransformerNet", "ResidualBlock", "LossNetMixin", "from_official", "strip_legacy_keys",
+__all__ = ["Johnson", "TransformerNet", "ResidualBlock", "from_official", "strip_legacy_keys",
            "CONTENT_LAYER", "STYLE_LAYERS"]
 
 log = logging.getLogger("zoo.johnson")
@@ -105,51 +104,6 @@ class TransformerNet(nn.Module):
         y = self.relu(self.in4(self.deconv1(y)))
         y = self.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)
-
-
-# -------------------------------------------------------------------------------------- the loss net
-class LossNetMixin:
-    """A frozen torchvision VGG-16 loss network kept out of the module tree (not in the state dict, not
-    in `parameters()`, not needed at inference), built on first use from hparam `vgg_weights` and moved
-    to the batch's device. Random weights (VGGFeatures' seeded He-normal ones) are noted
-    with `note_random_features`. Also caches the style Gram targets, computed once per style."""
-
-    hparams: Any
-    _vgg_pool: ClassVar[str] = "max"
-
-    def loss_layers(self) -> tuple[str, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def loss_net(self, device: torch.device | None = None) -> VGGFeatures:
-        net = self.__dict__.get("_loss_net")
-        if net is None:
-            weights = self.hparams.vgg_weights
-            net = VGGFeatures("vgg16", self.loss_layers(), weights, pool=self._vgg_pool)
-            if net.random_weights_note:
-                self.note_random_features(net.random_weights_note)  # type: ignore[attr-defined]
-            object.__setattr__(self, "_loss_net", net)
-            object.__setattr__(self, "_style_grams", {})
-        if device is not None:
-            net.to(device)
-        return net
-
-    def style_grams(self, key: int, style: Tensor, convention: str) -> dict[str, Tensor]:
-        """The style layers' Gram matrices of `style` (1, 3, h, w), computed once for style `key` and
-        cached (the loss net is fixed): [1, C, C] each."""
-        net = self.loss_net(style.device)
-        cache: dict[int, dict[str, Tensor]] = self.__dict__["_style_grams"]
-        if key not in cache:
-            # Normal tensors even when the first batch comes from validation (inference mode): the cached
-            # targets are used by training steps later.
-            with torch.inference_mode(False), torch.no_grad():
-                feats = net(style[:1].clone())
-                cache[key] = {name: gram_matrix(feats[name], convention) for name in self.hparams.style_layers}
-        return {name: g.to(style.device) for name, g in cache[key].items()}
-
-    def configure_model(self) -> None:
-        """Lightning calls this before fit/validate: build the loss net now, so a missing VGG file (or the
-        random-weights warning) shows before the first step."""
-        self.loss_net()
 
 
 def _style_hint() -> str:
