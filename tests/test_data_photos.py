@@ -88,6 +88,10 @@ def test_explicit_lr_hr_folders_pair_by_name_and_check_sizes(tmp_path):
     assert torch.equal(item["lr"], hr[:, ::4, ::4]) or torch.equal(item["lr"], hr.flip(-1)[:, ::4, ::4].flip(-1))
     batch = next(iter(dm.val_dataloader()))
     assert batch["lr"].shape == (1, 3, 12, 16) and batch["hr"].shape == (1, 3, 48, 64)
+    assert [b["hr_path"][0] for b in dm.test_dataloader()] == [b["hr_path"][0] for b in dm.val_dataloader()]
+    _photo(root / "test" / "t.png", 40, 32, 9)  # a test/ split beside val/: test() uses it, with bicubic LR
+    (test_batch,) = list(dm.test_dataloader())
+    assert test_batch["hr_path"][0].endswith("test/t.png") and test_batch["lr"].shape == (1, 3, 8, 10)
     # a wrong LR size is named with both files
     Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(root / "val" / "LR" / "y.png")
     with pytest.raises(DataError, match=r"y\.png.*4x"):

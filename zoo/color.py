@@ -113,7 +113,9 @@ def ab_gamut_bins(grid: float = 10.0, radius: float = AB_GAMUT_RADIUS, samples: 
     gamut for some L: 229; bins hit by nearest-bin rounding of all sRGB colours: 261-262; lattice
     points inside the convex hull of sRGB ab: 233). With grid 10 the sorted distances jump from
     ~13.75 (313th) to ~14.16 (314th), so radius 14 gives exactly 313. The set is our
-    reconstruction; it is not guaranteed to be point-for-point the reference ``pts_in_hull.npy``.
+    reconstruction: 310 of its points are in the reference ``pts_in_hull.npy``, which also holds
+    points outside sRGB's reach (a = -90) and was not derived from the sRGB gamut alone. Converted
+    official weights carry the reference's own bins (see `zoo.methods.colorization`).
     Order: sorted by a, then b (ascending).
     """
     n = int(round(110.0 / grid))

@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.builtin import PHOTO_SETS, ensure_photo_builtin
 from zoo.data.datamodule import _DEFAULT_WORKERS, SeededLoaders
-from zoo.data.folders import index_by_stem, require_images
+from zoo.data.folders import _SideReader, index_by_stem, require_images
 from zoo.data.layouts import _holdout
 from zoo.data.sampling import item_generator
 from zoo.data.transforms import pil_to_tensor
-from zoo.errors import DataError, ImageReadError
+from zoo.errors import DataError
 from zoo.imageio import read_image
 from zoo.metrics.resize import make_lr
 
@@ -49,28 +49,19 @@ _VAL_SPLITS = ("val", "test")
 
 
 class _Reader(Dataset):
-    """Reads image `index` of `files`; with `skip_bad` an unreadable file warns once and the next one is used."""
+    """Reads image `index` of `files`; with `skip_bad` an unreadable file warns once and the next one is used
+    (`zoo.data.folders`' reader). `read` also says which file it returned, for the matching LR file."""
 
     def __init__(self, files: list[Path], skip_bad: bool) -> None:
         if not files:
             raise DataError("no images in this split: add images to the folder, or check --data.root")
-        self.files, self.skip_bad = list(files), bool(skip_bad)
-        self._bad: set[int] = set()
+        self.files = list(files)
+        self._reader = _SideReader(self.files, skip_bad)
+        self._position = {path: i for i, path in enumerate(self.files)}
 
     def read(self, index: int) -> tuple[int, Image.Image]:
-        n = len(self.files)
-        for step in range(n):
-            i = (index + step) % n
-            if i in self._bad:
-                continue
-            try:
-                return i, read_image(self.files[i])
-            except ImageReadError as e:
-                if not self.skip_bad:
-                    raise
-                self._bad.add(i)
-                log.warning("skipping unreadable image (skip_bad=True): %s", e)
-        raise DataError(f"all {n} images of this split are unreadable: see the warnings above for each file")
+        img, path = self._reader.read(index)
+        return self._position[path], img
 
 
 def _crop_origin(h: int, w: int, side: int, step: int, generator: torch.Generator | None) -> tuple[int, int]:
@@ -318,15 +309,29 @@ class PhotoDataModule(SeededLoaders):
         return (PhotoCrops(train, self.crop_size, self.crops_per_image, self.flip, self.skip_bad),
                 WholePhotos(val, self.skip_bad))
 
-    def val_dataloader(self) -> DataLoader:
+    def _whole_images(self, folder: Path) -> Dataset:
+        """The whole images of a split folder (the test split's)."""
+        return WholePhotos(require_images(folder, "test images"), self.skip_bad)
+
+    def _whole_loader(self, dataset: Dataset) -> DataLoader:
         # Whole images of different sizes: one per batch.
-        self.setup("validate")
-        assert self.val_dataset is not None
-        return DataLoader(self.val_dataset, batch_size=1, shuffle=False, num_workers=self.num_workers,
+        return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0)
 
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader
+    def val_dataloader(self) -> DataLoader:
+        self.setup("validate")
+        assert self.val_dataset is not None
+        return self._whole_loader(self.val_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        """`root/test/` when there is one next to `root/val/`; else the validation images."""
+        self.setup("test")
+        test = self.root / "test"
+        if (self.root / "train").is_dir() and (self.root / "val").is_dir() and test.is_dir():
+            return self._whole_loader(self._whole_images(test))
+        return self.val_dataloader()
+
+    predict_dataloader = test_dataloader
 
 
 class SRDataModule(PhotoDataModule):
@@ -386,6 +391,10 @@ class SRDataModule(PhotoDataModule):
         scale = self._scale_arg or int(model_scale or 4)
         self._check_scale(scale)
         return scale
+
+    def _whole_images(self, folder: Path) -> Dataset:
+        hr, lr = self._split_pairs(folder)
+        return WholeSRPairs(hr, lr, self.scale, self.skip_bad)
 
     def _split_pairs(self, folder: Path) -> tuple[list[Path], list[Path] | None]:
         if (folder / "HR").is_dir() or (folder / "LR").is_dir():
