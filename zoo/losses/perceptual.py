@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.losses.style import gram_matrix
@@ -53,6 +55,24 @@ class LossNetMixin:
                 feats = net(style[:1].clone())
                 cache[key] = {name: gram_matrix(feats[name], convention) for name in self.hparams.style_layers}
         return {name: g.to(style.device) for name, g in cache[key].items()}
+
+    def content_style_losses(self, content: Tensor, stylized: Tensor, grams: Mapping[str, Tensor],
+                             convention: str) -> dict[str, Tensor]:
+        """The feed-forward style losses (Johnson §3.2, Dumoulin §2): `loss_content`, the MSE of the
+        `content_layer` features of `stylized` and `content` (the latter without gradients), and `loss_style`,
+        the sum over `style_layers` of the MSE between the Gram matrices (`convention`) of `stylized` and the
+        targets `grams` ([1, C, C] for one style, broadcast over the batch, or [B, C, C])."""
+        hp = self.hparams
+        net = self.loss_net(content.device)
+        phi = net(stylized)
+        with torch.no_grad():
+            phi_content = net(content)[hp.content_layer]
+        loss_content = F.mse_loss(phi[hp.content_layer], phi_content)
+        loss_style = stylized.new_zeros(())
+        for name in hp.style_layers:
+            gram = gram_matrix(phi[name], convention)
+            loss_style = loss_style + F.mse_loss(gram, grams[name].expand_as(gram))
+        return {"loss_content": loss_content, "loss_style": loss_style}
 
     def configure_model(self) -> None:
         """Lightning calls this before fit/validate: build the loss net now, so a missing VGG file (or the

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
-from zoo.losses import LossNetMixin, gram_matrix
+from zoo.losses import LossNetMixin
 from zoo.module import ZooModule
 from zoo.nn.style_blocks import ConditionalInstanceNorm2d, ReflectConv2d, style_weights
 from zoo.registry import register, register_converter
@@ -285,15 +285,8 @@ class CIN(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
 
     def losses(self, content: Tensor, stylized: Tensor, targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The content and style terms of L(s, c) as magenta computes them: means of squared differences
-        (summed over the style layers, unweighted)."""
-        hp = self.hparams
-        net = self.loss_net(content.device)
-        phi = net(stylized)
-        with torch.no_grad():
-            phi_c = net(content)[hp.content_layer]
-        loss_content = F.mse_loss(phi[hp.content_layer], phi_c)
-        loss_style = sum(F.mse_loss(gram_matrix(phi[i], "hw"), targets[i]) for i in hp.style_layers)
-        return {"loss_content": loss_content, "loss_style": loss_style}
+        (summed over the style layers, unweighted), Gram matrices / (H·W)."""
+        return self.content_style_losses(content, stylized, targets, "hw")
 
     def total(self, parts: Mapping[str, Tensor]) -> Tensor:
         return self.hparams.content_weight * parts["loss_content"] + self.hparams.style_weight * parts["loss_style"]

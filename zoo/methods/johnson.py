@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
 from zoo.hub import load_state_dict_strict
-from zoo.losses import LossNetMixin, gram_matrix, total_variation
+from zoo.losses import LossNetMixin, total_variation
 from zoo.module import ZooModule
 from zoo.nn.style_blocks import ReflectConv2d
 from zoo.registry import register, register_converter
@@ -200,16 +200,10 @@ class Johnson(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
 
     def losses(self, content: Tensor, stylized: Tensor, grams: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """ℓ_feat, ℓ_style and ℓ_TV of a batch: stylized = f_W(x) / 255 in [0, 1] units."""
-        hp = self.hparams
-        net = self.loss_net(content.device)
-        phi_y = net(stylized)
-        with torch.no_grad():
-            phi_x = net(content)[hp.content_layer]
-        loss_content = F.mse_loss(phi_y[hp.content_layer], phi_x)
-        loss_style = sum(F.mse_loss(gram_matrix(phi_y[j], "chw"), grams[j].expand(len(stylized), -1, -1))
-                         for j in hp.style_layers)
-        loss_tv = total_variation(stylized * 255.0) if hp.tv_weight > 0 else stylized.new_zeros(())
-        return {"loss_content": loss_content, "loss_style": loss_style, "loss_tv": loss_tv}
+        parts = self.content_style_losses(content, stylized, grams, "chw")
+        tv = self.hparams.tv_weight > 0
+        parts["loss_tv"] = total_variation(stylized * 255.0) if tv else stylized.new_zeros(())
+        return parts
 
     def total(self, parts: Mapping[str, Tensor]) -> Tensor:
         hp = self.hparams
