@@ -26,14 +26,9 @@ def quadratic(calls: list | None = None):
     return objective
 
 
-def test_lbfgs_step_is_one_iteration_not_a_closure_evaluation():
-    calls: list = []
-    x0 = torch.zeros(1, 1, 2, 2)
-    image, history = optimize_image(x0, quadratic(calls), optimizer="lbfgs", steps=5)
-    # 5 iterations: one closure per iteration (no line search) + the final evaluation of the result
-    assert len(history) == 6 and len(calls) == 6
-    assert torch.equal(x0, torch.zeros(1, 1, 2, 2))  # x0 untouched
-    # the same as driving torch's LBFGS with max_iter=1 by hand, five times
+def torch_lbfgs(x0: torch.Tensor, steps: int, clamp: tuple[float, float] | None = None) -> list[torch.Tensor]:
+    """The reference: torch's L-BFGS with max_iter=1 driven by hand for `steps` iterations on `quadratic`, the
+    closure untouched and the clamp (if any) applied after each step. Returns every iterate, x0 first."""
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1)
 
@@ -43,9 +38,25 @@ def test_lbfgs_step_is_one_iteration_not_a_closure_evaluation():
         loss.backward()
         return loss
 
-    for _ in range(5):
+    seen = [x.detach().clone()]
+    for _ in range(steps):
         opt.step(closure)
-    assert torch.equal(image, x.detach())
+        if clamp is not None:
+            with torch.no_grad():
+                x.clamp_(*clamp)
+        seen.append(x.detach().clone())
+    return seen
+
+
+def test_lbfgs_step_is_one_iteration_not_a_closure_evaluation():
+    calls: list = []
+    x0 = torch.zeros(1, 1, 2, 2)
+    image, history = optimize_image(x0, quadratic(calls), optimizer="lbfgs", steps=5)
+    # 5 iterations: one closure per iteration (no line search) + the final evaluation of the result
+    assert len(history) == 6 and len(calls) == 6
+    assert torch.equal(x0, torch.zeros(1, 1, 2, 2))  # x0 untouched
+    # the same as driving torch's LBFGS with max_iter=1 by hand, five times
+    assert torch.equal(image, torch_lbfgs(x0, 5)[-1])
     # with a line search the closure runs more often, but the steps are still iterations
     calls.clear()
     _, history = optimize_image(x0, quadratic(calls), optimizer="lbfgs", steps=5, line_search_fn="strong_wolfe")
@@ -63,22 +74,8 @@ def test_clamp_is_applied_after_each_step_outside_the_closure():
     free, _ = optimize_image(x0, quadratic(), optimizer="lbfgs", steps=4)
     assert free.max() > 1.5 and free.min() < -0.5  # the clamp did bite
     # reference: torch's L-BFGS, closure untouched, clamp after the step
-    x = x0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1)
-
-    def closure():
-        opt.zero_grad()
-        loss = sum(quadratic()(x).values())
-        loss.backward()
-        return loss
-
-    seen = [x.detach().clone()]
-    for _ in range(4):
-        opt.step(closure)
-        with torch.no_grad():
-            x.clamp_(0.0, 1.0)
-        seen.append(x.detach().clone())
-    assert torch.equal(image, x.detach())
+    seen = torch_lbfgs(x0, 4, clamp=(0.0, 1.0))
+    assert torch.equal(image, seen[-1])
     # the closure saw exactly the clamped iterates (and nothing clamped inside it)
     assert all(torch.equal(a, b) for a, b in zip(calls, seen))
     # tensor bounds (per channel) work too
