@@ -31,14 +31,7 @@ from _helpers import assert_same_state, n_params, tiny_trainer
 WIDTH = 1 / 16  # 4/8/16/32 channels: the same code paths, cheap on two cores
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: two intra-op threads only add spin-waits, which on a busy 2-core machine turned the
-    2 s overfit test into 80 s. Restored afterwards for the rest of the suite."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(**hparams) -> Colorization:

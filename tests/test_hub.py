@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zoo  # noqa: E402
 from tinymethod import TinyNet, batches  # noqa: E402
-from zoo import hub, registry  # noqa: E402
+from zoo import hub, official, registry  # noqa: E402
 from zoo.errors import CheckpointError, UnknownModelError, WeightsNotFoundError, ZooError  # noqa: E402
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -408,7 +408,7 @@ def test_official_per_direction_and_download(tmp_registry, tmp_path, monkeypatch
         fetched.append(url)
         return _io.BytesIO(blobs[url])
 
-    monkeypatch.setattr(hub.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(official.urllib.request, "urlopen", fake_urlopen)
     calls: list = []
     _register_tiny_converter(calls)
     model = zoo.load("tinynet-two")
@@ -536,43 +536,27 @@ def test_atomic_file_keeps_the_old_file_on_error_and_normal_permissions(tmp_path
     assert target.read_bytes() == b"new" and (target.stat().st_mode & 0o777) == (0o666 & ~mask)
 
 
-def test_official_tensorflow_checkpoint_needs_tensorflow_then_converts(tmp_registry, tmp_path, monkeypatch):
-    import types
+def test_official_tensorflow_checkpoint_is_read_without_tensorflow(tmp_registry, tmp_path, monkeypatch):
+    """A magenta-style V1 checkpoint written by real TensorFlow (tests/data/tf) converts through zoo.load with
+    TensorFlow unimportable: zoo.tfcheckpoint reads it; the cin converter gets {variable: array}."""
+    from zoo.tfcheckpoint import read_tf_checkpoint
 
     monkeypatch.setenv("ZOO_OFFLINE", "1")
-    tmp_registry({
-        "tinynet-tf": {"weights": {"official": {"url": "http://example.com/rel/tiny.ckpt", "sha256": None,
-                                                "converter": "tinynet", "format": "tensorflow"}}},
-    })
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` would fail
+    fixture = Path(__file__).resolve().parent / "data" / "tf" / "cin_v1.ckpt"
+    tmp_registry({"cin-tiny": {
+        "method": "cin", "task": "style", "hparams": {"vgg_weights": None},
+        "io": {"range": [0, 1], "size_multiple": 4, "directions": ["a2b"], "eval_mode": True},
+        "weights": {"official": {"url": "http://example.com/m/pastiche-tiny.ckpt", "sha256": None, "converter": "cin",
+                                 "format": "tensorflow"}}}})
     (tmp_path / "zoocache" / "official").mkdir(parents=True)
-    (tmp_path / "zoocache" / "official" / "tiny.ckpt").write_bytes(b"not read by torch")
-    calls: list = []
-    _register_tiny_converter(calls)
-    monkeypatch.setitem(sys.modules, "tensorflow", None)  # not installed
-    with pytest.raises(CheckpointError, match="needs TensorFlow .*pip install tensorflow-cpu"):
-        zoo.load("tinynet-tf")
-    src = _model()
-    variables = {k: v.numpy() for k, v in src.G.state_dict().items()}
-
-    class Reader:
-        def get_variable_to_shape_map(self):
-            return {k: list(v.shape) for k, v in variables.items()}
-
-        def get_tensor(self, name):
-            return variables[name]
-
-    fake = types.SimpleNamespace(train=types.SimpleNamespace(load_checkpoint=lambda path: Reader()))
-    monkeypatch.setitem(sys.modules, "tensorflow", fake)
-
-    def convert(state, **hparams):  # the converter receives {variable name: numpy array}
-        calls.append(state)
-        model = TinyNet(**hparams)
-        model.G.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-        return model
-
-    monkeypatch.setitem(registry._CONVERTERS, "tinynet", convert)
-    loaded = zoo.load("tinynet-tf")
-    assert set(calls[-1]) == set(variables) and _same_state(loaded.G, src.G)
+    shutil.copy(fixture, tmp_path / "zoocache" / "official" / "pastiche-tiny.ckpt")
+    model = zoo.load("cin-tiny")
+    variables = read_tf_checkpoint(fixture)
+    gamma = torch.from_numpy(variables["transformer/contract/conv1/InstanceNorm/gamma"])
+    assert model.num_styles == gamma.shape[0]
+    w = variables["transformer/contract/conv1/weights"]  # HWIO in TF, OIHW in zoo
+    assert any(torch.equal(v, torch.from_numpy(w.transpose(3, 2, 0, 1))) for v in model.transformer.state_dict().values())
 
 
 def test_weight_free_method_key_loads_as_its_recipe():

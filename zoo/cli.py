@@ -1,4 +1,4 @@
-"""The `zoo` console script: `zoo fit|predict|bench|push|list|info ...` (each verb is also `python -m zoo.<verb>`)."""
+"""The `zoo` console script: `zoo fit|predict|bench|push|convert|list|info ...` (each verb is also `python -m zoo.<verb>`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ verbs:
   predict   run a model on images     (python -m zoo.predict <name-or-dir> <inputs...> --out DIR)
   bench     score models on a suite    (python -m zoo.bench --suite mini [--models PATTERN] ...)
   push      upload a model to the Hub  (python -m zoo.push NAME --repo org/repo)
+  convert   official weights -> zoo    (python -m zoo.convert cyclegan-horse2zebra horse2zebra.pth --out DIR)
   list      list models and methods   (zoo list ['pix2pix-*'] [--pretrained])
   info      show a registry entry     (zoo info pix2pix-facades)
 """
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         from zoo.predict import main as predict
 
         predict(rest)
-    elif verb in ("bench", "push"):
+    elif verb in ("bench", "push", "convert"):
         import importlib
 
         raise SystemExit(importlib.import_module(f"zoo.{verb}").main(rest))

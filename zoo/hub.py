@@ -14,12 +14,9 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import re
 import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
@@ -28,8 +25,8 @@ from typing import Any
 
 import torch
 
-from zoo import registry
-from zoo.fsutil import atomic_file, fsync_dir, zoo_cache_dir
+from zoo import official, registry
+from zoo.fsutil import fsync_dir, zoo_cache_dir
 from zoo.errors import CheckpointError, UnknownModelError, WeightsNotFoundError, ZooError
 from zoo.module import ZooModule
 
@@ -78,24 +75,11 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def _official_files(entry: Mapping[str, Any]) -> dict[str | None, dict[str, Any]]:
-    """{None: spec} for one file, {direction: spec} for per-direction releases, {} when there is none."""
-    off = (entry.get("weights") or {}).get("official")
-    if not off:
-        return {}
-    if "url" in off:
-        return {None: off}
-    return dict(off)
+    return official.official_files(entry)
 
 
-def official_cache_path(spec: Mapping[str, Any]) -> Path:
-    """Where an official file is expected: ``$ZOO_CACHE/official/<filename or URL basename>``."""
-    name = spec.get("filename") or Path(urllib.parse.urlparse(spec["url"]).path).name
-    return zoo_cache_dir() / "official" / name
-
-
-def converted_cache_dir(name: str) -> Path:
-    """Where the converted official weights of registry entry `name` are cached (a save_pretrained folder)."""
-    return zoo_cache_dir() / "converted" / name
+official_cache_path = official.official_cache_path
+converted_cache_dir = official.converted_cache_dir
 
 
 def is_offline() -> bool:
@@ -133,7 +117,7 @@ def weights_available(name: str, entry: Mapping[str, Any]) -> dict[str, bool]:
             out["hub"] = False
     files = _official_files(entry)
     if files:
-        out["official"] = all(official_cache_path(spec).is_file() for spec in files.values())
+        out["official"] = all(official.present_file(spec) is not None for spec in files.values())
         out["converted"] = _is_folder_complete(converted_cache_dir(name))
     return out
 
@@ -484,41 +468,8 @@ def _load_folder(folder: Path, *, device: Any, strict: bool) -> ZooModule:
     return _load_files(folder / CONFIG_NAME, folder / WEIGHTS_NAME, device=device, strict=strict, source=str(folder))
 
 
-_REFUSE = (
-    "zoo refuses to unpickle anything but tensors and plain containers, because a pickle can run arbitrary "
-    "code. If you trust this file, load it yourself (torch.load(path, weights_only=False)), rebuild the "
-    "model and call model.save_pretrained(folder); then zoo.load(folder)."
-)
-
-
-def _read_official(path: Path, spec: Mapping[str, Any]) -> Any:
-    """An official file's tensors: `torch.load(weights_only=True)`, or {variable name: array} for
-    TensorFlow checkpoints (`format: tensorflow`, read with TensorFlow's own checkpoint reader)."""
-    if spec.get("format", "torch") != "tensorflow":
-        return _torch_load_safe(path)
-    try:
-        import tensorflow as tf  # type: ignore[import-not-found]
-    except ImportError:
-        raise CheckpointError(
-            f"{path} is a TensorFlow checkpoint: reading it needs TensorFlow (`pip install tensorflow-cpu`), "
-            f"once; zoo then caches the converted weights and never needs it again."
-        ) from None
-    try:
-        reader = tf.train.load_checkpoint(str(path))
-        return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-    except Exception as e:  # TensorFlow raises its own error types for corrupt files
-        raise CheckpointError(f"cannot read the TensorFlow checkpoint {path}: {type(e).__name__}: {e}") from None
-
-
 def _torch_load_safe(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "GLOBAL" in ln or "global" in ln), first[0] if first else "")
-        raise CheckpointError(f"{path} needs more than weights to unpickle ({detail}). {_REFUSE}") from None
-    except Exception as e:
-        raise CheckpointError(f"cannot read {path}: {type(e).__name__}: {e}") from None
+    return official.read_checkpoint(path)
 
 
 def _load_ckpt(path: Path, *, device: Any, strict: bool) -> ZooModule:
@@ -610,13 +561,21 @@ def load(
     revision: str | None = None,
     device: str | torch.device = "cpu",
     strict: bool = True,
+    file: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> ZooModule:
     """A model ready for inference (`zoo.load`).
 
     `name_or_path` is a folder written by `save_pretrained`, a Lightning ``.ckpt``, ``hf-hub:org/repo[@rev]``
     or a registry name (see `zoo.list_models(pretrained=True)`). `revision` pins the Hub revision. The model
     is moved to `device` and put in eval() unless its io contract says ``eval_mode: false``.
+
+    `file` side-loads a registry name's official release (for machines that cannot download it): the path of
+    the authors' file, or ``{part: path}`` for releases in several files (``{"a2b": ..., "b2a": ...}``). It is
+    checked against the sha256 that registry.yaml (or this machine's first use) knows, converted, and the
+    conversion cached like a download's.
     """
+    if file is not None:
+        return _load_side_loaded(name_or_path, file, device=device, strict=strict)
     if isinstance(name_or_path, str) and name_or_path.startswith("hf-hub:"):
         repo, rev = _parse_hf_hub(name_or_path, revision)
         cfg, weights = _hub_download(repo, rev)
@@ -697,35 +656,25 @@ def _load_registry(name: str, *, revision: str | None, device: Any, strict: bool
     files = _official_files(entry)
     if files:
         conv_dir = converted_cache_dir(key)
-        if _is_folder_complete(conv_dir):
-            try:
-                return _load_folder(conv_dir, device=device, strict=strict)
-            except CheckpointError as e:
-                log.warning("cached conversion %s does not load (%s); converting again", conv_dir, e)
-                tried.append(f"converted cache {conv_dir}: {e}")
-        else:
-            tried.append(f"converted cache {conv_dir}: not present")
-        model = _official(key, entry, files, tried)
+        model = _cached_conversion(conv_dir, device=device, strict=strict, tried=tried)
         if model is not None:
-            try:
-                # The release's generators only: no freshly initialised discriminators in the cache.
-                save_pretrained(model, conv_dir, components=model.inference_modules, name=key,
-                                origin=entry.get("origin"))
-            except OSError as e:
-                log.warning("could not cache the converted weights in %s: %s", conv_dir, e)
-            return _finish(model, device)
+            return model
+        with official.lock(key):  # a second process waits here, then loads what the first one cached
+            model = _cached_conversion(conv_dir, device=device, strict=strict, tried=None)
+            if model is not None:
+                return model
+            model = official.fetch_and_convert(key, entry, offline=is_offline(), tried=tried)
+            if model is not None:
+                _cache_conversion(model, key, entry)
+                return _finish(model, device)
 
     how = []
-    for spec in files.values():
+    for part, spec in files.items():
         if registry.get_converter(spec["converter"]) is None:
             how.append(f"download {spec['url']} to {official_cache_path(spec)}, once a {spec['converter']!r} "
                        f"converter exists (this zoo version has none: the file cannot be read yet)")
-        elif spec.get("manual"):
-            how.append(f"download {official_cache_path(spec).name} by hand from {spec['url']} and put it at "
-                       f"{official_cache_path(spec)} (zoo.load({key!r}) then converts and caches it)")
         else:
-            how.append(f"download {spec['url']} to {official_cache_path(spec)} "
-                       f"(zoo.load({key!r}) then converts and caches it)")
+            how.append(official.how_to_provide(key, spec, part) + " (zoo.load then converts and caches it)")
     how.append("zoo.load('<a folder written by model.save_pretrained>')")
     how.append(f"train one: python -m zoo.fit --model {entry['method']}")
     raise WeightsNotFoundError(
@@ -736,72 +685,56 @@ def _load_registry(name: str, *, revision: str | None, device: Any, strict: bool
     )
 
 
-def _download(url: str, dest: Path, sha256: str | None) -> None:
-    h = hashlib.sha256()
-    with atomic_file(dest) as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (http(s) only)
-        while block := resp.read(1 << 20):
-            out.write(block)
-            h.update(block)
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise CheckpointError(f"{url} downloaded with sha256 {h.hexdigest()}, expected {sha256}; not kept.")
+def _cached_conversion(conv_dir: Path, *, device: Any, strict: bool, tried: list[str] | None) -> ZooModule | None:
+    """The converted cache folder as a model, or None (noting why in `tried`) when absent or unreadable."""
+    if not _is_folder_complete(conv_dir):
+        if tried is not None:
+            tried.append(f"converted cache {conv_dir}: not present")
+        return None
+    try:
+        return _load_folder(conv_dir, device=device, strict=strict)
+    except CheckpointError as e:
+        log.warning("cached conversion %s does not load (%s); converting again", conv_dir, e)
+        if tried is not None:
+            tried.append(f"converted cache {conv_dir}: {e}")
+        return None
 
 
-def _official(key: str, entry: Mapping[str, Any], files: Mapping[str | None, Mapping[str, Any]], tried: list[str]) -> ZooModule | None:
-    """Fetch (or find) the official file(s), convert them; None (with reasons in `tried`) when impossible."""
-    paths: dict[str | None, Path] = {}
-    ok = True
-    for direction, spec in files.items():
-        path = official_cache_path(spec)
-        label = f"official file{f' ({direction})' if direction else ''} {spec['url']} -> {path}"
-        if not path.is_file() and registry.get_converter(spec["converter"]) is None:
-            # No point downloading what this version cannot convert.
-            tried.append(f"{label}: not present, and no {spec['converter']!r} converter is registered to read it")
-            ok = False
-            continue
-        if not path.is_file() and spec.get("manual"):
-            # e.g. a Google Drive folder: a page, not the file; fetching it would store HTML as weights
-            tried.append(f"{label}: not present; download {path.name} by hand from that page and put it there")
-            ok = False
-            continue
-        if not path.is_file():
-            if is_offline():
-                tried.append(f"{label}: not present, and offline mode (HF_HUB_OFFLINE / ZOO_OFFLINE) forbids downloading")
-                ok = False
-                continue
-            try:
-                _download(spec["url"], path, spec.get("sha256"))
-            except CheckpointError:
-                raise
-            except Exception as e:
-                tried.append(f"{label}: not present, download failed ({type(e).__name__}: {e})")
-                ok = False
-                continue
-        elif spec.get("sha256"):
-            digest = sha256_file(path)
-            if digest != spec["sha256"]:
-                raise CheckpointError(
-                    f"{path} has sha256 {digest} but registry.yaml expects {spec['sha256']} for {spec['url']}: "
-                    f"the file is corrupt or another release; delete it and download it again."
-                )
-        paths[direction] = path
-    if not ok:
-        return None
-    conv_key = next(iter(files.values()))["converter"]
-    converter = registry.get_converter(conv_key)
-    if converter is None:
-        tried.append(
-            f"official file(s) {', '.join(map(str, paths.values()))}: present, but no converter is registered for "
-            f"{conv_key!r} (zoo.registry.register_converter)"
-        )
-        return None
-    states = {d: _read_official(p, files[d]) for d, p in paths.items()}
-    arg = states[None] if None in states else states
-    model = converter(arg, **copy.deepcopy(entry.get("hparams") or {}))
-    if not isinstance(model, ZooModule) or model.method != entry["method"]:
-        raise CheckpointError(
-            f"converter {conv_key!r} returned {type(model).__name__}, expected a {entry['method']!r} ZooModule."
-        )
-    return registry.apply_entry(model, key, entry)
+def _cache_conversion(model: ZooModule, key: str, entry: Mapping[str, Any]) -> None:
+    """Write the converted release into the cache: its inference networks only (no freshly initialised
+    discriminators), swapped in atomically by save_pretrained."""
+    conv_dir = converted_cache_dir(key)
+    try:
+        save_pretrained(model, conv_dir, components=model.inference_modules, name=key, origin=entry.get("origin"))
+    except OSError as e:
+        log.warning("could not cache the converted weights in %s: %s", conv_dir, e)
+
+
+def _load_side_loaded(name: Any, file: Any, *, device: Any, strict: bool) -> ZooModule:
+    """zoo.load(name, file=...): convert a user-provided official file of registry entry `name`."""
+    s = os.fspath(name) if isinstance(name, (str, os.PathLike)) else name
+    if not isinstance(s, str) or not _is_registry_name(s):
+        raise ZooError(f"file= side-loads the official release of a registry name; {name!r} is not one "
+                       f"(zoo.list_models(pretrained=True) lists them).")
+    _, key, entry = registry.resolve(s)
+    assert entry is not None
+    files = _official_files(entry)
+    if not files:
+        raise ZooError(f"{key} has no official release to side-load (its weights: {sorted(entry.get('weights') or {})}).")
+    if isinstance(file, Mapping):
+        side = {str(part): Path(os.fspath(p)).expanduser() for part, p in file.items()}
+    elif None in files:
+        side = {None: Path(os.fspath(file)).expanduser()}
+    else:
+        raise ZooError(f"{key}'s release is in several files ({', '.join(map(str, files))}): pass "
+                       f"file={{{', '.join(f'{p!r}: PATH' for p in files)}}}.")
+    tried: list[str] = []
+    with official.lock(key):
+        model = official.fetch_and_convert(key, entry, side_loaded=side, offline=is_offline(), tried=tried)
+        if model is None:  # a part that was not side-loaded is missing too
+            raise WeightsNotFoundError(f"{key}: cannot convert the side-loaded file(s):\n" + "\n".join(f"  - {t}" for t in tried))
+        _cache_conversion(model, key, entry)
+    return _finish(model, device)
 
 
 # ------------------------------------------------------------------------------------ push_to_hub

@@ -60,6 +60,7 @@ DIRECTIONS = ("a2b", "b2a")
 RANGES = ([-1.0, 1.0], [0.0, 1.0])
 #: How official files are read: torch.load(weights_only=True), or TensorFlow's checkpoint reader.
 OFFICIAL_FORMATS = ("torch", "tensorflow")
+_PART_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _REQUIRED_FIELDS = ("method", "task", "hparams", "weights", "io", "dataset", "paper", "license", "origin")
 _OPTIONAL_FIELDS = ("results", "description", "notes")
@@ -471,29 +472,38 @@ def _validate_weights(w: _Where, entry: dict[str, Any]) -> None:
     if "official" in weights:
         off = weights["official"]
         directions = entry["io"]["directions"]
-        if isinstance(off, dict) and "url" not in off and off and set(off) <= set(DIRECTIONS):
+        if isinstance(off, dict) and "url" not in off and off and all(isinstance(p, str) for p in off):
+            # several files: one per direction (a2b/b2a), or named parts the converter takes (decoder, vgg)
             converters = set()
             for d, spec in off.items():
-                if d not in directions:
+                if d in DIRECTIONS and d not in directions:
                     raise w.error(f"weights.official.{d}", f"a direction listed in io.directions ({directions})")
+                if not _PART_RE.match(d):
+                    raise w.error(f"weights.official.{d}", "a part name: a2b/b2a or a lowercase identifier (decoder)")
                 _validate_official_file(w, f"weights.official.{d}", spec)
                 converters.add(spec["converter"])
             if len(converters) > 1:
                 raise w.error("weights.official", "the same converter for every direction", sorted(converters))
         else:
             _validate_official_file(w, "weights.official", off)
+        conv = next(iter(off.values()))["converter"] if "url" not in off else off["converter"]
+        if conv != entry["method"]:  # a converter returns its own method's model
+            raise w.error("weights.official.converter", f"{entry['method']!r}, the entry's method", conv)
 
 
 def _validate_official_file(w: _Where, field: str, spec: Any) -> None:
     if not isinstance(spec, dict):
         raise w.error(
             field,
-            "a mapping {url, sha256, converter[, filename, manual, format]} or a mapping a2b/b2a -> such a mapping",
+            "a mapping {url, sha256, converter[, filename, manual, format, member]}, or part (a2b/b2a/decoder...) -> such a mapping",
             spec,
         )
-    extra = sorted(set(spec) - {"url", "sha256", "converter", "filename", "manual", "format"}, key=str)
+    extra = sorted(set(spec) - {"url", "sha256", "converter", "filename", "manual", "format", "member"}, key=str)
     if extra:
-        raise w.error(f"{field}.{extra[0]}", "only url, sha256, converter, filename, manual and format")
+        raise w.error(f"{field}.{extra[0]}", "only url, sha256, converter, filename, manual, format and member")
+    member = spec.get("member")
+    if member is not None and not (isinstance(member, str) and member.strip("/") and ".." not in member.split("/")):
+        raise w.error(f"{field}.member", "the name of the file inside the zip archive at url (e.g. candy.pth)", member)
     if spec.setdefault("format", "torch") not in OFFICIAL_FORMATS:
         raise w.error(f"{field}.format", f"one of {', '.join(OFFICIAL_FORMATS)} (how the file is read)", spec["format"])
     if not isinstance(spec.setdefault("manual", False), bool):

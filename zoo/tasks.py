@@ -20,7 +20,7 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
 
-__all__ = ["TranslationMixin", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
+__all__ = ["TranslationMixin", "normalize_direction", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
            "to_module", "blend_weights"]
 
 log = logging.getLogger("zoo")
@@ -49,6 +49,11 @@ def inference_mode_of(network: nn.Module, eval_mode: bool) -> Iterator[nn.Module
             m.training = flag
 
 
+def normalize_direction(direction: str) -> str:
+    """"a2b"/"b2a" for any spelling users bring from the reference repos (AtoB, BtoA, a_to_b, A2B)."""
+    return {"atob": "a2b", "btoa": "b2a"}.get(direction.lower().replace("_", ""), direction.lower())
+
+
 class TranslationMixin:
     """Adds `translate(x, direction=None, *, eval_mode=None)` to a ZooModule that implements
     `generator(direction) -> nn.Module` (mapping the model's range to itself)."""
@@ -64,7 +69,7 @@ class TranslationMixin:
             return directions[0]
         if not isinstance(direction, str):
             raise ZooError(f"direction must be one of {directions} (a string), got {direction!r}")
-        normalized = {"atob": "a2b", "btoa": "b2a"}.get(direction.lower().replace("_", ""), direction.lower())
+        normalized = normalize_direction(direction)
         if normalized not in directions:
             raise ZooError(
                 f"this model translates {' and '.join(directions)} only, not {direction!r}: "

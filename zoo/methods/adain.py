@@ -23,13 +23,15 @@ trade-off `alpha`, interpolation between several styles with `weights`, colour p
 
 Layouts and key names are the releases': the encoder is `vgg_normalised`'s Sequential cut after relu4_1
 (keys `0.weight` ... `29.bias`), the decoder the naoto port's Sequential (keys `1.weight` ... `28.bias`,
-3,505,219 parameters), so `decoder.pth` loads as it is (`from_official`). The encoder is frozen but part
-of the model's weights: a model always runs with the encoder it was trained against.
+3,505,219 parameters), so `decoder.pth` loads as it is, and `vgg_normalised.pth` after dropping its layers
+past relu4_1, as the reference does (`from_official`). The encoder is frozen but part of the model's
+weights: a model always runs with the encoder it was trained against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -47,7 +49,8 @@ from zoo.tasks import StyleMixin, blend_weights, inference_mode_of
 from zoo.training import EvaluationSteps
 from zoo.visual import GridCollector
 
-__all__ = ["AdaIN", "VGGEncoder", "Decoder", "adain", "coral", "masked_adain", "from_official", "STYLE_LAYERS"]
+__all__ = ["AdaIN", "VGGEncoder", "Decoder", "adain", "coral", "masked_adain", "from_official",
+           "encoder_state_from_official", "STYLE_LAYERS"]
 
 #: The encoder's taps: φ_1..φ_4 of the style loss; the last one is f, the AdaIN input.
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -472,22 +475,92 @@ def _resize_shorter(image: Tensor, size: int) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------- the converter
-@register_converter("adain")
-def from_official(decoder_state: dict[str, Tensor], **hparams: Any) -> AdaIN:
-    """The naoto0804/pytorch-AdaIN release as an AdaIN model: its `decoder.pth` (the decoder
-    Sequential's state dict, a DataParallel `module.` prefix allowed) and the encoder from
-    `vgg_normalised.pth`, found like every VGG file (hparam `vgg_weights`: "default" or a path; a missing
-    file raises `WeightsNotFoundError` naming it). The Lua `.t7` files must go through the port's
-    `torch_to_pytorch.py` first."""
-    if not isinstance(decoder_state, dict):
-        raise CheckpointError(f"decoder.pth should hold a state dict, got {type(decoder_state).__name__}")
-    state = {k.removeprefix("module."): v for k, v in decoder_state.items()}
-    model = AdaIN(**hparams)
+#: The parts of the release, as `from_official`'s mapping form names them.
+OFFICIAL_PARTS = ("decoder", "vgg")
+
+
+def _read_part(part: str, value: Any) -> dict[str, Tensor]:
+    """One part of the release as a state dict: a loaded state dict, or a path read with
+    `torch.load(weights_only=True)` (never more than tensors); a DataParallel `module.` prefix is dropped."""
+    if isinstance(value, (str, os.PathLike)):
+        from zoo.official import read_checkpoint
+
+        try:
+            value = read_checkpoint(value)
+        except CheckpointError as e:
+            raise CheckpointError(f"the AdaIN {part} file: {e}") from None
+    if not isinstance(value, Mapping) or not all(isinstance(v, Tensor) for v in value.values()):
+        raise CheckpointError(f"the AdaIN {part} should be a state dict (names -> tensors) or its file's path, "
+                              f"got {type(value).__name__}")
+    return {k.removeprefix("module."): v for k, v in value.items()}
+
+
+def _vgg_normalised_layout() -> dict[str, tuple[int, ...]]:
+    """key -> shape of the whole `vgg_normalised.pth`: the reference's 53-module Sequential up to relu5_4,
+    34 tensors (`0.weight` ... `51.bias`), laid out on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        full = VGGFeatures("vgg19", ("relu5_4",), None, variant="adain").features
+    return {k: tuple(v.shape) for k, v in full.state_dict().items()}
+
+
+def encoder_state_from_official(vgg_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The `VGGEncoder` state of a `vgg_normalised.pth` state dict. The file is checked whole, as the
+    reference's `test.py` loads it (strictly, into the full 53-module `net.vgg`): a missing or leftover
+    key or a wrong shape is a `CheckpointError` naming it. Then the one documented surgery: the layers
+    after relu4_1 (`32.weight` ... `51.bias`, relu4_2 to relu5_4) are dropped, as the reference slices them
+    off with `nn.Sequential(*list(vgg.children())[:31])`: AdaIN never runs them."""
+    layout = _vgg_normalised_layout()
+    missing = [k for k in layout if k not in vgg_state]
+    unexpected = [k for k in vgg_state if k not in layout]
+    mismatched = [f"{k}: file {list(v.shape)} vs vgg_normalised {list(layout[k])}"
+                  for k, v in vgg_state.items() if k in layout and tuple(v.shape) != layout[k]]
+    problems = [f"{what} ({len(keys)}): {', '.join(keys)}"
+                for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                   ("shape mismatches", mismatched)) if keys]
+    if problems:
+        raise CheckpointError("this is not the vgg_normalised.pth of naoto0804/pytorch-AdaIN (a 53-module "
+                              "Sequential, keys 0.weight ... 51.bias): " + "; ".join(problems))
+    used = VGGEncoder.TAPS["relu4_1"]  # modules 0 ... 30
+    return {k: v for k, v in vgg_state.items() if int(k.split(".", 1)[0]) < used}
+
+
+def _load_decoder(model: AdaIN, state: Mapping[str, Tensor]) -> None:
     try:
         load_state_dict_strict(model.decoder, state)
     except CheckpointError as e:
         raise CheckpointError(
             f"this is not the AdaIN decoder.pth of naoto0804/pytorch-AdaIN (keys 1.weight ... 28.bias): {e}"
         ) from None
-    model.load_encoder(hparams.get("vgg_weights", "default"))
+
+
+@register_converter("adain")
+def from_official(checkpoint: Mapping[str, Any], **hparams: Any) -> AdaIN:
+    """The naoto0804/pytorch-AdaIN release (v0.0.0) as an AdaIN model. `checkpoint` is either
+
+    - `{"decoder": ..., "vgg": ...}`: `decoder.pth` and `vgg_normalised.pth`, each a loaded state dict or
+      the file's path (read with `weights_only=True`); the `vgg_weights` hparam must not be given then; or
+    - `decoder.pth`'s state dict alone (or `{"decoder": ...}`), with the encoder found like every VGG file
+      (hparam `vgg_weights`: "default" or a path; a missing file raises `WeightsNotFoundError` naming it).
+
+    Keys are checked strictly (a missing or leftover key is a `CheckpointError` naming it). Allowed surgery:
+    a DataParallel `module.` prefix, and the vgg layers after relu4_1, which the reference's `test.py` slices
+    off (`encoder_state_from_official`). The Lua `.t7` files go through the port's `torch_to_pytorch.py` first."""
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"decoder.pth should hold a state dict, got {type(checkpoint).__name__}")
+    parts = dict(checkpoint) if any(k in OFFICIAL_PARTS for k in checkpoint) else {"decoder": checkpoint}
+    extra = [k for k in parts if k not in OFFICIAL_PARTS]
+    if extra or "decoder" not in parts:
+        raise CheckpointError(f"the AdaIN release is {{'decoder': <decoder.pth>, 'vgg': <vgg_normalised.pth>}}: "
+                              f"{'unexpected part(s) ' + ', '.join(map(repr, extra)) if extra else 'no decoder'}")
+    if "vgg" in parts and "vgg_weights" in hparams:
+        raise ZooError("the encoder is given twice (the 'vgg' part and vgg_weights=): pass one of them")
+    decoder_state = _read_part("decoder", parts["decoder"])
+    encoder_state = encoder_state_from_official(_read_part("vgg", parts["vgg"])) if "vgg" in parts else None
+    model = AdaIN(**hparams)
+    _load_decoder(model, decoder_state)
+    if encoder_state is None:
+        model.load_encoder(hparams.get("vgg_weights", "default"))
+    else:
+        load_state_dict_strict(model.encoder, encoder_state)
+        model._encoder_ready = True
     return model

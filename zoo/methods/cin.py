@@ -455,7 +455,7 @@ def _is_bookkeeping(name: str) -> bool:
 def from_official(variables: Mapping[str, Any], **hparams: Any) -> CIN:
     """A magenta `image_stylization` checkpoint (`multistyle-pastiche-generator-monet.ckpt`: 10 styles,
     `-varied.ckpt`: 32) as a CIN model. `variables` maps TF variable names to arrays (numpy or tensors),
-    e.g. from `tf.train.load_checkpoint(path)`: {name: reader.get_tensor(name)}. Conv weights are
+    as `zoo.tfcheckpoint.read_tf_checkpoint(path)` returns them (no TensorFlow needed). Conv weights are
     transposed HWIO -> OIHW; `num_styles` and `width` are read from the shapes (a `num_styles` hparam
     that disagrees is an error: the wrong count gives black images, magenta #782). Every parameter
     must be filled and every `transformer/` variable used (optimizer slots, `global_step` and other

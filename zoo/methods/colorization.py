@@ -23,10 +23,13 @@ Reference (richzhang/colorization, METHODS.md §7):
   parameters. Our `forward(L, temperature)` is exactly the release's for T = 1; softmax(logits / T) equals
   f_T(softmax(logits)), so T = 0.38 is the paper's annealed mean. The bins everywhere (soft encoding,
   decoding) are read from `model_out.weight`, so converted weights decode with the release's own
-  `pts_in_hull`; untrained models start from `zoo.color.ab_gamut_bins()`.
-- Inference (`colorizers/util.py`): the RGB input is resized to 256×256 (PIL bicubic), its L goes through
-  the network, the predicted ab is resized bilinearly to the input's size and joined to the input's
-  full-resolution L, then Lab → RGB (skimage conventions, `zoo.color`).
+  `pts_in_hull`; untrained models start from `zoo.color.ab_gamut_bins()`. Converted release weights
+  decode at T = 1, as `eccv16.py` does (`from_official`; the Caffe deploy net's ×2.606 logit scale is not in
+  the PyTorch code).
+- Inference (`colorizers/util.py`): the 8-bit RGB input is resized to 256×256 (PIL bicubic, done by Pillow
+  here too), its L (skimage's float64 rgb2lab) goes through the network, the predicted ab is resized
+  bilinearly to the input's size and joined to the input's full-resolution L, then Lab → RGB (skimage
+  conventions, `zoo.color`). A float input is read as 8 bits for the resize, as the release reads files.
 - Training (Caffe `colorization_train_val_v2.prototxt`, `resources/caffe_traininglayers.py`): 176×176
   random crops, batch 40; the ab target is point-sampled at stride 4 (a stride-4 1×1 conv); `NNEncLayer`
   soft-encodes it (10 neighbours in the code, 5 in the paper: `neighbours`); `NonGrayMaskLayer` zeroes the
@@ -38,8 +41,7 @@ Reference (richzhang/colorization, METHODS.md §7):
 Differences: the network starts from PyTorch's default initialisation (the paper uses k-means
 initialisation); p̃ is computed from the training data in one pass before training (`set_prior` takes the
 reference's ImageNet `prior_probs.npy` instead); our 313 bins are a reconstruction of `pts_in_hull.npy`
-(`zoo.color.ab_gamut_bins`), not guaranteed point-for-point the same; the inference resize uses torch's
-antialiased bicubic, which approximates PIL's.
+(`zoo.color.ab_gamut_bins`), not guaranteed point-for-point the same.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from zoo.color import (
@@ -83,6 +86,8 @@ __all__ = [
     "from_official",
     "AB_SCALE",
     "NUM_BINS",
+    "RELEASE_TEMPERATURE",
+    "pil_bicubic_resize",
 ]
 
 log = logging.getLogger("zoo.colorization")
@@ -91,6 +96,8 @@ log = logging.getLogger("zoo.colorization")
 AB_SCALE = 110.0
 L_CENTRE, L_SCALE = 50.0, 100.0
 NUM_BINS = 313
+#: T of converted release weights: eccv16.py decodes softmax(logits) with no temperature (see `from_official`).
+RELEASE_TEMPERATURE = 1.0
 #: Total downsampling of blocks 1-3 (three stride-2 convs); the logits come out at 1/4 (block 8 upsamples x2).
 SIZE_MULTIPLE = 8
 LOGIT_STRIDE = 4
@@ -217,6 +224,36 @@ def rebalance_gradient(logits: Tensor, weights: Tensor) -> Tensor:
 def _float32(x: Tensor) -> torch.autocast:
     """Autocast off: colour conversions in float32 (bf16 Lab would be off by whole L units)."""
     return torch.autocast(x.device.type, enabled=False)
+
+
+# ---------------------------------------------------------------------- the release's 8-bit pre-processing
+def _lab_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the Lab conversions at inference (skimage works in float64; float32 L is 1-2 ulp off,
+    which the network turns into ~1e-5 of RGB), float32 where the device has no float64 (MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _exact_8bit(rgb: Tensor, dtype: torch.dtype) -> Tensor:
+    """`rgb` in `dtype`, with every value that is the float32 rounding of some k/255 replaced by k/255 itself:
+    the release reads uint8 files, and skimage's rgb2lab divides them by 255 in float64, so an 8-bit image
+    handed over as float32 must be read back as its exact levels. Other values are only widened."""
+    wide = rgb.to(dtype)
+    levels = (wide * 255.0).round().clamp(0.0, 255.0) / 255.0
+    return torch.where(levels.to(rgb.dtype) == rgb, levels, wide)
+
+
+def pil_bicubic_resize(rgb: Tensor, size: tuple[int, int]) -> Tensor:
+    """`util.resize_img` of the release: the 8-bit image of `rgb` (B, 3, H, W) in [0, 1] resized to `size`
+    (h, w) by `PIL.Image.resize(..., BICUBIC)` itself, returned as levels / 255 in float64 (float32 on MPS) on
+    `rgb`'s device. Pillow resamples in 22-bit fixed point, rounds to 8 bits between its horizontal and vertical
+    passes, and its pass order changed between versions (13.0 does not always start with the horizontal one),
+    so only Pillow itself reproduces the release's input bit for bit; the image goes through the CPU."""
+    levels = (rgb.detach().cpu().double() * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
+    h, w = size
+    resized = [np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((w, h), Image.Resampling.BICUBIC))
+               for image in levels.permute(0, 2, 3, 1).cpu().numpy()]
+    out = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2)
+    return out.to(device=rgb.device, dtype=_lab_dtype(rgb.device)) / 255.0
 
 
 @contextmanager
@@ -459,21 +496,23 @@ class Colorization(EvaluationSteps, ZooModule):
     # ------------------------------------------------------------------------------ inference
     def colorize_batch(self, rgb: Tensor, temperature: float | None = None) -> Tensor:
         """RGB (B, 3, H, W) in [0, 1], any size, gray or colour -> coloured RGB of the same size, with the
-        input's own L (util.py's pipeline). The network sees the input's RGB resized to input_size² with
-        antialiased bicubic (the release: PIL bicubic) then turned into L; its ab is resized bilinearly back.
-        Runs in eval mode without gradients."""
+        input's own L: the release's util.py pipeline. `preprocess_img`: L of the input, and L of its 8-bit
+        image resized to input_size² by PIL's bicubic (`pil_bicubic_resize`), both from float64 Lab as skimage's
+        rgb2lab of a uint8 image (`_exact_8bit`), handed to the network in float32; `postprocess_tens`: the ab
+        resized bilinearly to the input's size, joined to its L, Lab -> RGB (in float64; skimage's lab2rgb of the
+        float32 Lab differs from it by its own float32 rounding, < 1e-5). Runs in eval mode without gradients."""
         T = self.hparams.temperature if temperature is None else float(temperature)
         side = int(self.io.get("input_size", self.hparams.input_size))
         rgb = rgb.to(self.device, torch.float32)
+        dtype = _lab_dtype(rgb.device)
         with torch.no_grad(), inference_mode_of(self.net, True):
             with _float32(rgb):
-                L_full = rgb_to_lab(rgb)[:, :1]
-                small = F.interpolate(rgb, size=(side, side), mode="bicubic", align_corners=False, antialias=True)
-                L_small = rgb_to_lab(small.clamp(0.0, 1.0))[:, :1]
+                L_full = rgb_to_lab(_exact_8bit(rgb, dtype))[:, :1].float()
+                L_small = rgb_to_lab(pil_bicubic_resize(rgb, (side, side)))[:, :1].float()
             ab = self.net(L_small, T)
             with _float32(rgb):
                 ab_full = F.interpolate(ab.float(), size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-                return lab_to_rgb(torch.cat([L_full, ab_full], dim=1))
+                return lab_to_rgb(torch.cat([L_full, ab_full], dim=1).to(dtype)).float()
 
     def colorize(self, x: Any, *, temperature: float | None = None) -> Any:
         """Colour `x` (PIL image incl. mode "L", path, HW/HWC array, or BCHW/CHW tensor in [0, 1]; gray or
@@ -527,7 +566,15 @@ def from_official(state: Mapping[str, Any], **hparams: Any) -> Colorization:
     model1.0.weight ... model_out.weight) as a Colorization model. A `state_dict` wrapper and DataParallel
     `module.` prefixes are removed and BatchNorm's `num_batches_tracked` is filled in if absent; any other
     missing, leftover or mis-shaped key is a CheckpointError naming it. The release's `model_out` weights
-    (its pts_in_hull / 110) replace our reconstructed bins."""
+    (its pts_in_hull / 110) replace our reconstructed bins.
+
+    The temperature defaults to 1 here (pass `temperature=` to override): the release's `eccv16.py` takes
+    softmax(logits) then `model_out`, with no temperature (METHODS.md §7 pitfall 1, issue #93), and
+    `decode(logits, 1.0)` is exactly that, so `colorize` equals demo_release.py's output (to < 1e-6 of RGB) at
+    T = 1 only; the paper's T = 0.38 (this class's default for networks zoo trains) moves the colours by
+    tenths. The Caffe deploy net scales its logits by 2.606 = 1/0.38 before the softmax; whether the PyTorch
+    port folded that factor into `model8.6` is not documented, so T = 1 is the only setting that reproduces the
+    release as published, and T = 0.38 on top of it may anneal twice."""
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
@@ -539,7 +586,7 @@ def from_official(state: Mapping[str, Any], **hparams: Any) -> Colorization:
                               f"this is not the ECCV16 network (siggraph17 is another architecture)")
     if float(hparams.get("width", 1.0)) != 1.0:
         raise CheckpointError(f"the ECCV16 release has width 1, got width={hparams['width']}: leave width out")
-    model = Colorization(**hparams)
+    model = Colorization(**{"temperature": RELEASE_TEMPERATURE, **hparams})
     for key, value in model.net.state_dict().items():
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros_like(value)

@@ -18,20 +18,21 @@ generators first (discriminators frozen), then discriminators.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo.errors import CheckpointError, ZooError
 from zoo.hub import load_state_dict_strict
 from zoo.losses import GANLoss
 from zoo.metrics.swd import PatchSWD, log_domain_distances
 from zoo.module import ZooModule
 from zoo.nn import RESNET_BLOCKS, ImagePool, PatchDiscriminator, ResnetGenerator, init_normal
 from zoo.registry import DIRECTIONS, register, register_converter
-from zoo.tasks import TranslationMixin
+from zoo.tasks import TranslationMixin, normalize_direction
 from zoo.training import LinearDecaySchedule, check_training_size
 from zoo.visual import GridCollector
 
@@ -130,8 +131,25 @@ class CycleGAN(LinearDecaySchedule, TranslationMixin, ZooModule):
         return tuple(GENERATOR_OF[d] for d in self.io["directions"])
 
     # ------------------------------------------------------------------------------ inference
+    def resolve_direction(self, direction: str | None) -> str:
+        """As `TranslationMixin.resolve_direction`, but a direction whose generator these weights lack (a
+        released single-direction file holds G_A only; G_B is untrained) is refused by name."""
+        if isinstance(direction, str):
+            wanted = normalize_direction(direction)
+            if wanted in GENERATOR_OF and wanted not in self.io["directions"]:
+                raise ZooError(
+                    f"direction {direction!r} is absent from these weights: they translate "
+                    f"{' and '.join(self.io['directions'])} only, and {GENERATOR_OF[wanted]} (which would translate "
+                    f"{wanted}) is untrained, as each released CycleGAN file holds one direction. Translate with "
+                    f"direction={self.io['directions'][0]!r}, or load the release for the other direction "
+                    f"(e.g. zebra2horse next to horse2zebra)."
+                )
+        return super().resolve_direction(direction)
+
     def generator(self, direction: str) -> nn.Module:
-        return getattr(self, GENERATOR_OF[direction])
+        """The generator of `direction`; a direction these weights lack is a `ZooError` (see
+        `resolve_direction`), so `forward` never runs an untrained generator either."""
+        return getattr(self, GENERATOR_OF[self.resolve_direction(direction)])
 
     def forward(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         return self.generator(direction)(x)
@@ -250,12 +268,19 @@ class CycleGAN(LinearDecaySchedule, TranslationMixin, ZooModule):
         return out
 
 
-def strip_instance_norm_stats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop what PyTorch < 0.4 stored for InstanceNorm layers (`running_mean`, `running_var`,
-    `num_batches_tracked`): today's InstanceNorm2d(track_running_stats=False) has no such buffers
-    (the reference's `__patch_instance_norm_state_dict`). A DataParallel `module.` prefix goes too."""
-    drop = ("running_mean", "running_var", "num_batches_tracked")
-    return {k.removeprefix("module."): v for k, v in state.items() if k.rsplit(".", 1)[-1] not in drop}
+def strip_instance_norm_stats(state: dict[str, torch.Tensor], network: nn.Module) -> dict[str, torch.Tensor]:
+    """Drop what PyTorch < 0.4 stored for `network`'s InstanceNorm layers (`running_mean`, `running_var`,
+    `num_batches_tracked`), which today's InstanceNorm2d(track_running_stats=False) does not have: the
+    reference's `BaseModel.__patch_instance_norm_state_dict`, which pops such a key only where it names an
+    InstanceNorm layer without that buffer. Any other key is kept, so a leftover key still fails the strict
+    load by name. A DataParallel `module.` prefix goes too."""
+    stale = set()
+    for name, module in network.named_modules():
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+            own = dict(module.named_buffers(recurse=False))
+            stale |= {f"{name}.{b}" for b in ("running_mean", "running_var", "num_batches_tracked") if b not in own}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k: v for k, v in state.items() if k not in stale}
 
 
 @register_converter("cyclegan")
@@ -267,9 +292,12 @@ def from_official(state_dicts: dict[str, Any], **hparams: Any) -> CycleGAN:
     second: it becomes G_A and the model translates `a2b` only. A mapping `{"a2b": G_A state, "b2a":
     G_B state}` (e.g. `latest_net_G_A.pth` and `latest_net_G_B.pth` of a training run) gives both
     directions. The discriminators were not released and keep their initialisation."""
+    if not isinstance(state_dicts, Mapping):
+        raise CheckpointError(f"a junyanz generator file holds a state dict, got {type(state_dicts).__name__}")
     per_direction = state_dicts if state_dicts and set(state_dicts) <= set(DIRECTIONS) else {"a2b": state_dicts}
     model = CycleGAN(**hparams)
     model.io["directions"] = [d for d in DIRECTIONS if d in per_direction]
     for direction, state in per_direction.items():
-        load_state_dict_strict(model.generator(direction), strip_instance_norm_stats(dict(state)))
+        generator = model.generator(direction)
+        load_state_dict_strict(generator, strip_instance_norm_stats(dict(state), generator))
     return model

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import DataError, ZooError
+from zoo.errors import CheckpointError, DataError, ZooError
 from zoo.hub import load_state_dict_strict
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
 from zoo.losses import GANLoss
@@ -573,24 +573,46 @@ class MUNIT(TranslationMixin, ZooModule):
 # ------------------------------------------------------------------------------- official weights
 
 
-def pytorch03_to_pytorch04(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the released (PyTorch 0.3) generators hold beyond today's modules: InstanceNorm running
-    statistics in the content encoder. Dropped, as the reference's `pytorch03_to_pytorch04`; AdaIN's
-    dummy `running_mean`/`running_var` are kept (today's module has them too)."""
-    return {k.removeprefix("module."): v for k, v in state.items()
-            if not (k.startswith("enc_content.") and k.rsplit(".", 1)[-1] in ("running_mean", "running_var",
-                                                                             "num_batches_tracked"))}
+def pytorch03_to_pytorch04(state: dict[str, torch.Tensor], generator: AdaINGenerator) -> dict[str, torch.Tensor]:
+    """What the released (PyTorch 0.3) generators hold beyond today's modules: `running_mean` /
+    `running_var` of the content encoder's InstanceNorm layers (0.3's InstanceNorm kept them; today's,
+    without running statistics, has none). Dropped, as the reference's `pytorch03_to_pytorch04`, which
+    deletes exactly those `enc_content...norm.running_*` keys; AdaIN's dummy `running_mean`/`running_var`
+    are kept (today's module has them too). Any other key is kept, so a leftover key still fails the
+    strict load by name. A DataParallel `module.` prefix goes too."""
+    stale = {
+        f"{name}.{buffer}"
+        for name, module in generator.enc_content.named_modules(prefix="enc_content")
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm)
+        for buffer in ("running_mean", "running_var")
+        if buffer not in dict(module.named_buffers(recurse=False))
+    }
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k: v for k, v in state.items() if k not in stale}
 
 
 @register_converter("munit")
 def from_official(state_dicts: dict[str, Any], **hparams: Any) -> MUNIT:
     """A NVlabs/MUNIT release (`gen_<iter>.pt` / `edges2shoes.pt`: `{"a": gen_a state, "b": gen_b state}`)
-    as a MUNIT model. The discriminators were not released and keep their initialisation."""
-    if not isinstance(state_dicts, dict) or not {"a", "b"} <= set(state_dicts):
-        keys = sorted(state_dicts)[:5] if isinstance(state_dicts, dict) else type(state_dicts).__name__
-        raise ZooError(f"a MUNIT generator checkpoint holds {{'a': ..., 'b': ...}} (gen_a, gen_b); got {keys}")
+    as a MUNIT model; a missing or leftover top-level entry is a `CheckpointError` naming it (the file
+    holds the two generators and nothing else). The discriminators were not released and keep their
+    initialisation."""
+    if not isinstance(state_dicts, dict):
+        raise CheckpointError(
+            f"a MUNIT generator checkpoint is a dict {{'a': gen_a state, 'b': gen_b state}}, got "
+            f"{type(state_dicts).__name__}"
+        )
+    missing = [d for d in ("a", "b") if d not in state_dicts]
+    leftover = sorted(str(k) for k in state_dicts if k not in ("a", "b"))
+    if missing or leftover:
+        raise CheckpointError(
+            "a MUNIT generator checkpoint holds {'a': gen_a state, 'b': gen_b state} (test.py's gen_*.pt): "
+            + "; ".join(([f"missing {missing}"] if missing else [])
+                        + ([f"leftover ({len(leftover)}) {leftover[:10]}"] if leftover else []))
+            + ". Pass the gen_*.pt file (not dis_*.pt or optimizer.pt), or a dict with exactly 'a' and 'b'."
+        )
     model = MUNIT(**hparams)
     for domain in ("a", "b"):
-        load_state_dict_strict(model.generator_of(domain), pytorch03_to_pytorch04(dict(state_dicts[domain])))
+        generator = model.generator_of(domain)
+        load_state_dict_strict(generator, pytorch03_to_pytorch04(dict(state_dicts[domain]), generator))
     return model
-

@@ -12,6 +12,7 @@ with the recipe of the junyanz reference: vanilla GAN loss on logits, D's loss h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from zoo.errors import ZooError
+from zoo.errors import CheckpointError, ZooError
 from zoo.losses import GANLoss
 from zoo.module import ZooModule
 from zoo.nn import PatchDiscriminator, UnetGenerator, init_normal
@@ -218,6 +219,8 @@ def from_official(state_dicts: dict[str, Any], **hparams: Any) -> Pix2Pix:
     before PyTorch 0.4.1, unused in eval) is filled in. Any other missing or leftover key is an error
     naming it. The discriminators were not released: D keeps its fresh initialisation (fine-tuning
     trains it from there)."""
+    if not isinstance(state_dicts, Mapping):
+        raise CheckpointError(f"a junyanz generator file holds a state dict, got {type(state_dicts).__name__}")
     per_direction = (
         state_dicts if state_dicts and set(state_dicts) <= set(DIRECTIONS) else {"a2b": state_dicts}
     )

@@ -516,14 +516,34 @@ def _strip_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _drop_averaging_counter(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A `torch.optim.swa_utils.AveragedModel` state dict (Lornatang's `ema_state_dict`, `_orig_mod.`-prefixed
+    when compiled) holds the network under `module.` plus the `n_averaged` counter: the counter is dropped
+    (`_strip_prefixes` removes `module.`). Any other state dict is returned as it is."""
+    keys = [k.removeprefix("_orig_mod.") for k in state]
+    if "n_averaged" in keys and all(k == "n_averaged" or k.startswith("module.") for k in keys):
+        return {k: v for k, v in state.items() if k.removeprefix("_orig_mod.") != "n_averaged"}
+    return state
+
+
 def _unwrap(state: Any, what: str) -> dict[str, Any]:
-    """A Lornatang checkpoint ({"state_dict": ..., "epoch": ...}) or a bare state dict, prefixes stripped."""
+    """A Lornatang checkpoint ({"state_dict": ..., "epoch": ...}) or a bare state dict (an AveragedModel's
+    included), prefixes stripped."""
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"the {what} weights must be a state dict of tensors or a Lornatang checkpoint "
                               f"with a 'state_dict', got {type(state).__name__}")
-    return _strip_prefixes(state)
+    return _strip_prefixes(_drop_averaging_counter(state))
+
+
+def _load_strict(network: nn.Module, state: dict[str, Any]) -> None:
+    """`load_state_dict_strict`, after filling in BatchNorm's `num_batches_tracked` where a file lacks it (it
+    is a training counter, unused in eval mode)."""
+    for key, value in network.state_dict().items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+    load_state_dict_strict(network, state)
 
 
 def _infer(hparams: dict[str, Any], name: str, found: int | None) -> None:
@@ -554,11 +574,20 @@ def _from_official_srresnet(state: Mapping[str, Any], **hparams: Any) -> "SRResN
 @register_converter("srgan")
 def from_official(state: Any, *, model_class: type[SRGAN] | None = None, **hparams: Any) -> SRGAN:
     """Lornatang/SRGAN-PyTorch weights as an SRGAN model. `state` is a `SRResNet_x*`/`SRGAN_x*` checkpoint
-    ({"state_dict": ..., "ema_state_dict": ..., ...}; its `state_dict` is used: pass `state["ema_state_dict"]`
-    for the EMA weights) or a bare state dict, or {"G": ..., "D": ...} with a `DiscriminatorForVGG_x*`
-    checkpoint for D (stage "srgan", to fine-tune further). `_orig_mod.` and `module.` prefixes are dropped;
+    ({"state_dict": ..., "ema_state_dict": ..., ...}) or a bare state dict, or {"G": ..., "D": ...} with a
+    `DiscriminatorForVGG_x*` checkpoint for D (stage "srgan", to fine-tune further).
+
+    Of a checkpoint, `state_dict` is used: it is what Lornatang's inference.py and test.py load
+    (`utils.load_pretrained_state_dict`) and what his training validated. `ema_state_dict` is a
+    `torch.optim.swa_utils.AveragedModel` whose avg_fn (1 − 0.999)·avg + 0.999·new keeps 0.1 % of the history,
+    i.e. practically the last weights, and whose BN statistics are not averaged (torch's AveragedModel copies
+    them from G in current versions); pass `state["ema_state_dict"]` to load it anyway (its `n_averaged`
+    counter is dropped).
+
+    `_orig_mod.` and `module.` prefixes are dropped and a missing BatchNorm `num_batches_tracked` is filled in;
     every other key must match exactly (Lornatang's own loader silently skips mismatches; here a missing or
     unexpected key is a CheckpointError naming it). scale, channels and num_blocks are read from the weights.
+    `upscale(x)` equals inference.py's G(x) (its `SRResNet.forward` ends in clamp(0, 1)) on any float input.
     `model_class` (default SRGAN) is the class built (`srresnet` passes its own)."""
     if isinstance(state, Mapping) and "G" in state and set(state) <= {"G", "D"}:
         g_state = _unwrap(state["G"], "generator")
@@ -581,8 +610,8 @@ def from_official(state: Any, *, model_class: type[SRGAN] | None = None, **hpara
         raise CheckpointError(f"these weights have {len(ups)} upsampling blocks (scale {hparams.get('scale')}); "
                               f"an SRResNet has 1, 2 or 3 (x2, x4, x8)")
     model = (model_class or SRGAN)(**hparams)
-    load_state_dict_strict(model.G, g_state)
+    _load_strict(model.G, g_state)
     if d_state is not None:
-        load_state_dict_strict(model.D, d_state)
+        _load_strict(model.D, d_state)
     model._generator_loaded = True
     return model
