@@ -26,7 +26,7 @@ from zoo.errors import ZooError
 from zoo.module import ZooModule
 from zoo.registry import resolve
 
-__all__ = ["main", "ZooCLI", "ValidationRecord", "prepare_argv"]
+__all__ = ["main", "ZooCLI", "ValidationRecord", "prepare_argv", "apply_fast_paths"]
 
 log = logging.getLogger("zoo.fit")
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -78,6 +78,7 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
     demo_config: list[str] = []
     entry_data: list[str] = []  # a registry entry's data direction
     method: str | None = None
+    argv = _fast_path_flags(argv)
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -115,6 +116,34 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
     return recipe + demo_config + entry_data + out, method
 
 
+#: Fast-path switches that act on the built model, not on its constructor: `--model.compile true` and
+#: `--model.channels_last true` (the issue's spelling) become zoo's own `--compile` / `--channels_last`, so
+#: no method's signature or saved hyperparameters carry them.
+FAST_PATH_FLAGS: tuple[str, ...] = ("compile", "channels_last")
+
+
+def _fast_path_flags(argv: list[str]) -> list[str]:
+    """`--model.compile V`, `--model.init_args.compile V` (and `=V` forms) -> `--compile V`; likewise
+    `channels_last`."""
+    out: list[str] = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        for flag in FAST_PATH_FLAGS:
+            if name in (f"--model.{flag}", f"--model.init_args.{flag}"):
+                arg = f"--{flag}{sep}{value}"
+        out.append(arg)
+    return out
+
+
+def apply_fast_paths(model: ZooModule, *, compile: bool = False, channels_last: bool = False) -> None:
+    """Apply `--channels_last` (NHWC weights and inputs) and `--compile` (each network `torch.compile`d in
+    place) to a freshly built model, in that order (compiled code then sees NHWC tensors)."""
+    if channels_last:
+        model.to_channels_last()
+    if compile:
+        model.compile_networks()
+
+
 def _wandb_offline_unless_logged_in() -> None:
     """wandb would prompt for a key on stdin; with none configured, record offline instead."""
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"):
@@ -148,6 +177,10 @@ class ZooCLI(LightningCLI):
                             help="resume from a checkpoint: 'last' (in <default_root_dir>/checkpoints) or a path")
         parser.add_argument("--pretrained_dir", type=Optional[str], default=None,
                             help="where to write the save_pretrained folder (default: <default_root_dir>/pretrained)")
+        parser.add_argument("--compile", type=bool, default=False,
+                            help="torch.compile every network (also --model.compile true); the first steps compile")
+        parser.add_argument("--channels_last", type=bool, default=False,
+                            help="train in channels_last (NHWC) memory format (also --model.channels_last true)")
         parser.add_argument("--baseline", type=bool, default=True,
                             help="validate once before training (not when resuming) so the log shows the start")
 
@@ -240,6 +273,7 @@ def _run(argv: list[str]) -> ZooCLI:
         parser_kwargs={"description": __doc__, "default_env": False},
     )
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    apply_fast_paths(model, compile=cli.config.compile, channels_last=cli.config.channels_last)
     ckpt_path = cli.config.ckpt_path
     if cli.config.baseline and ckpt_path is None:
         trainer.validate(model, datamodule=data, verbose=False)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+import torch
+from torch import nn
 
 from zoo.training import capture_rng_state, restore_rng_state
 
-__all__ = ["ZooModule", "DEFAULT_IO"]
+__all__ = ["ZooModule", "DEFAULT_IO", "check_compile_support"]
 
 log = logging.getLogger("zoo")
 
@@ -80,6 +83,48 @@ class ZooModule(L.LightningModule):
     def random_features(self) -> bool:
         """True when a feature network of this model had random weights (see `note_random_features`)."""
         return bool(self.card.get("warnings"))
+
+    # ------------------------------------------------------------------------------- fast paths
+    def networks(self, inference_only: bool = False) -> dict[str, nn.Module]:
+        """The networks the fast paths act on, by dotted name: the module's children (or only the
+        `inference_modules`), with containers (`ModuleDict`, `ModuleList`) opened up, and modules without
+        parameters (GAN criteria, metric holders) left out: they are never the hot path."""
+        names = self.inference_modules if inference_only else tuple(name for name, _ in self.named_children())
+        found: dict[str, nn.Module] = {}
+        for name in names:
+            module = getattr(self, name, None)
+            if isinstance(module, nn.Module):
+                _collect_networks(name, module, found)
+        return found
+
+    def compile_networks(self, inference_only: bool = False, **compile_kwargs: Any) -> list[str]:
+        """`torch.compile` each network in place (`nn.Module.compile`): the state-dict keys, checkpoints
+        and `save_pretrained` folders stay exactly as they were, and the verbs and training steps call the
+        compiled code through the same attributes. Compilation happens on the first call of each network
+        (seconds to minutes; again for each new input shape). `compile_kwargs` go to `torch.compile`
+        (`mode="max-autotune"`, `backend="aot_eager"`, `dynamic=True`, ...). Returns the compiled names.
+
+        Raises ZooError, before anything is changed, when compiling cannot work here (no TorchDynamo for
+        this Python, or no C++ compiler for the default inductor backend on CPU)."""
+        check_compile_support(compile_kwargs.get("backend", "inductor"), _device_of(self))
+        targets = self.networks(inference_only)
+        for module in targets.values():
+            module.compile(**compile_kwargs)
+        log.info("torch.compile: %s", ", ".join(targets) or "no networks")
+        return list(targets)
+
+    def to_channels_last(self) -> "ZooModule":
+        """Put every 4-D weight in `torch.channels_last` memory format and make each network convert its
+        4-D image inputs to it (a forward pre-hook), so convolutions run in NHWC from the first layer on,
+        in training and in every verb. Outputs equal the default format's within float rounding. Returns
+        self; calling it again changes nothing."""
+        self.to(memory_format=torch.channels_last)
+        if not getattr(self, "_channels_last_hooks", None):
+            self._channels_last_hooks = [
+                module.register_forward_pre_hook(_channels_last_inputs, with_kwargs=True)
+                for module in self.networks().values()
+            ]
+        return self
 
     # ----------------------------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
@@ -150,6 +195,55 @@ class ZooModule(L.LightningModule):
         if state is not None:
             restore_rng_state(state)
             self._resume_rng_state = None
+
+
+def _collect_networks(name: str, module: nn.Module, found: dict[str, nn.Module]) -> None:
+    """Add `module` (or, for a container, its members) to `found` when it holds parameters."""
+    if isinstance(module, (nn.ModuleDict, nn.ModuleList)):
+        for key, child in module.named_children():
+            _collect_networks(f"{name}.{key}", child, found)
+    elif any(True for _ in module.parameters()):
+        found[name] = module
+
+
+def _channels_last(value: Any) -> Any:
+    """4-D floating tensors in channels_last format; everything else as it is."""
+    if isinstance(value, torch.Tensor) and value.dim() == 4 and value.is_floating_point():
+        return value.contiguous(memory_format=torch.channels_last)
+    return value
+
+
+def _channels_last_inputs(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Forward pre-hook of `ZooModule.to_channels_last`: the network's image inputs in NHWC."""
+    return tuple(_channels_last(a) for a in args), {k: _channels_last(v) for k, v in kwargs.items()}
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next((t.device for t in module.parameters()), torch.device("cpu"))
+
+
+def check_compile_support(backend: Any = "inductor", device: torch.device | str = "cpu") -> None:
+    """Raise ZooError (what is missing, what to do) when `torch.compile` cannot work on this machine:
+    TorchDynamo unsupported on this Python, or inductor on CPU without a C++ compiler."""
+    from zoo.errors import ZooError
+
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise ZooError("torch.compile is not supported on this Python/PyTorch build: run without --compile")
+    if backend == "inductor" and torch.device(device).type == "cpu" and not _cxx_compiler():
+        raise ZooError(
+            "torch.compile on CPU needs a C++ compiler (g++ or clang++) and none was found: install one "
+            "(e.g. apt-get install g++), set $CXX to it, or run without --compile"
+        )
+
+
+def _cxx_compiler() -> str | None:
+    """The C++ compiler inductor would use ($CXX, else g++, clang++ or c++ on PATH), or None."""
+    import os
+
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
+    return next((found for c in candidates if (found := shutil.which(c))), None)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """`python -m zoo.predict <name-or-dir> <inputs...> --out DIR [--direction a2b] [--device cpu]
-[--n N --seed S | --style IMG] [--alpha A --weights W,...] [--set KEY=VALUE ...]`: run a model's task verb
+[--n N --seed S | --style IMG] [--alpha A --weights W,...] [--set KEY=VALUE ...]
+[--channels_last true] [--compile true]`: run a model's task verb
 on image files or folders and write PNGs named after the inputs (multimodal models: N samples per input,
 or the style of a reference image; style methods: `stylize` with `--style` image(s), or a style index or
 weight vector for `cin`; `inversion`: the image reconstructed from its features; super-resolution models:
@@ -178,6 +179,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
                              "(repeat for several), or a style index / comma-separated weights for cin")
     parser.add_argument("--alpha", type=float, default=None, help="style methods: content-style trade-off in [0, 1]")
     parser.add_argument("--weights", default=None, help="style methods: comma-separated weights blending the styles")
+    parser.add_argument("--channels_last", choices=("true", "false"), default="false",
+                        help="run the networks in channels_last (NHWC) memory format")
+    parser.add_argument("--compile", choices=("true", "false"), default="false",
+                        help="torch.compile the inference networks (pays off over many images of one size)")
     parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                         help="an option of stylize()/invert(), e.g. --set steps=200 (repeatable)")
     args = parser.parse_args(argv)
@@ -186,6 +191,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     try:
         _check_device(args.device)
         model = zoo.load(args.model, device=args.device)
+        if args.channels_last == "true":
+            model.to_channels_last()
+        if args.compile == "true":
+            model.compile_networks(inference_only=True)
         mode = None if args.eval_mode is None else args.eval_mode == "true"
         weights = None if args.weights is None else _weights(args.weights)
         written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode,

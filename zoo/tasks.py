@@ -19,6 +19,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
+from zoo.tiling import DEFAULT_OVERLAP, plan_tile, tiled
 
 __all__ = ["TranslationMixin", "normalize_direction", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
            "to_module", "blend_weights"]
@@ -77,10 +78,13 @@ class TranslationMixin:
             )
         return normalized
 
-    def translate(self, x: Any, direction: str | None = None, *, eval_mode: bool | None = None) -> Any:
+    def translate(self, x: Any, direction: str | None = None, *, eval_mode: bool | None = None,
+                  tile: int | None = None) -> Any:
         """Translate `x` (PIL image, HWC uint8 array, path, or BCHW/CHW tensor in [0, 1], any size) and
-        return the same kind at the same size. `eval_mode=None` follows the model's I/O contract."""
-        return apply_network(self, self.generator(self.resolve_direction(direction)), x, eval_mode=eval_mode)
+        return the same kind at the same size. `eval_mode=None` follows the model's I/O contract; `tile`
+        as in `apply_network` (None: tile only above the memory budget of `zoo.tiling`, 0: never)."""
+        return apply_network(self, self.generator(self.resolve_direction(direction)), x, eval_mode=eval_mode,
+                             tile=tile)
 
 
 class SuperResolutionMixin:
@@ -92,21 +96,36 @@ class SuperResolutionMixin:
     def upscaler(self) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def upscale(self, x: Any, *, eval_mode: bool | None = None) -> Any:
-        """Upscale `x` (any input kind of `zoo.imageio`, any size) by `io["scale"]`; returns the same kind."""
-        return apply_network(self, self.upscaler(), x, scale=int(self.io["scale"]), eval_mode=eval_mode)
+    def upscale(self, x: Any, *, eval_mode: bool | None = None, tile: int | None = None) -> Any:
+        """Upscale `x` (any input kind of `zoo.imageio`, any size) by `io["scale"]`; returns the same kind.
+        `tile` (input pixels) as in `apply_network`: None tiles only above `zoo.tiling`'s budget, 0 never."""
+        return apply_network(self, self.upscaler(), x, scale=int(self.io["scale"]), eval_mode=eval_mode, tile=tile)
 
 
-def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eval_mode: bool | None = None) -> Any:
+def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eval_mode: bool | None = None,
+                  tile: int | None = None) -> Any:
     """Run `network` on `x` under `model.io`: to a batch in the network's range and device, padded to
-    `size_multiple`, test-time mode, then cropped back (`scale` times the input size) to x's kind."""
+    `size_multiple`, test-time mode, then cropped back (`scale` times the input size) to x's kind.
+
+    `tile`: None runs the whole image unless its estimated activations exceed `zoo.tiling.get_budget()`,
+    then overlapping tiles blended by `zoo.tiling.tiled`; 0 never tiles; an int is the tile side in input
+    pixels (rounded up to `size_multiple`). Tiles of networks with whole-image statistics (instance norm,
+    batch statistics when `eval_mode=False`) differ from the untiled output: see `zoo.tiling`."""
     batch, kind = to_batch(x)
     batch = to_module(batch, network)
-    padded, size = pad_to_multiple(batch, int(model.io["size_multiple"]), min_size=getattr(model, "min_input_size", 1))
+    multiple = int(model.io["size_multiple"])
+    padded, size = pad_to_multiple(batch, multiple, min_size=getattr(model, "min_input_size", 1))
     mode = model.io.get("eval_mode", True) if eval_mode is None else eval_mode
     with torch.inference_mode(), inference_mode_of(network, mode):
-        y = network(to_range(padded, model.io["range"]))
-    return from_batch(from_range(crop_to(y, (size[0] * scale, size[1] * scale)), model.io["range"]), kind)
+        inputs = to_range(padded, model.io["range"])
+        side = plan_tile(tile, network, inputs, multiple=multiple)
+        if side is None:
+            y = network(inputs)
+        else:
+            y = tiled(network, inputs, tile=side, overlap=DEFAULT_OVERLAP, scale=scale, multiple=multiple)
+        del inputs, padded, batch
+        y = from_range(crop_to(y, (size[0] * scale, size[1] * scale)), model.io["range"])
+    return from_batch(y, kind)
 
 
 def to_module(batch: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -168,10 +187,15 @@ class StyleMixin:
         return styles
 
     def stylize(self, content: Any, style: Any = None, *, alpha: float = 1.0,
-                weights: Sequence[float] | None = None, **options: Any) -> Any:
+                weights: Sequence[float] | None = None, tile: int | None = None, **options: Any) -> Any:
         """Stylize `content` (PIL image, HWC uint8 array, path, or BCHW/CHW tensor in [0, 1], any size) with
         `style` (style image(s), or what the method takes instead, e.g. a style index for `cin`); `alpha`
-        trades content for style, `weights` blends several styles. Returns the content's kind and size."""
+        trades content for style, `weights` blends several styles. Returns the content's kind and size.
+
+        `tile` (feed-forward methods only, i.e. those with `inference_modules`): None tiles only when the
+        estimated activations exceed `zoo.tiling.get_budget()`, 0 never, an int is the tile side. Tiles
+        normalise with their own statistics (instance norm, AdaIN), so a tiled result differs from the
+        whole image's by what `zoo.tiling` documents; optimisation methods (Gatys) and masks never tile."""
         if not 0.0 <= float(alpha) <= 1.0:
             raise ZooError(f"alpha must be in [0, 1] (0 keeps the content, 1 is full style), got {alpha}")
         batch, kind = to_batch(content)
@@ -182,14 +206,35 @@ class StyleMixin:
                     f"{style.shape[0]} style images for {batch.shape[0]} content images: pass one style per "
                     f"content image, or a list of styles to blend"
                 )
-            outs = [self.stylize(batch[i:i + 1], style[i:i + 1], alpha=alpha, weights=weights, **options)
+            outs = [self.stylize(batch[i:i + 1], style[i:i + 1], alpha=alpha, weights=weights, tile=tile, **options)
                     for i in range(batch.shape[0])]
             return from_batch(torch.cat(outs), kind)
         batch = to_module(batch, self)  # type: ignore[arg-type]
         prepared = self.prepare_style(style)
         padded, size = pad_to_multiple(batch, int(self.io.get("size_multiple", 1)),
                                        min_size=getattr(self, "min_input_size", 1))
-        out = self.stylize_batch(padded, prepared, alpha=float(alpha), weights=weights, **options)
+        multiple = int(self.io.get("size_multiple", 1))
+
+        def network_fn(part: torch.Tensor) -> torch.Tensor:
+            return self.stylize_batch(part, prepared, alpha=float(alpha), weights=weights, **options)
+
+        side = self._style_tile(tile, network_fn, padded, multiple, masked=options.get("masks") is not None)
+        if side is None:
+            out = network_fn(padded)
+        else:
+            out = tiled(network_fn, padded, tile=side, overlap=DEFAULT_OVERLAP, multiple=multiple)
         for warning in getattr(self, "card", {}).get("warnings") or []:
             log.warning("this output was made with random feature weights: %s", warning)
         return from_batch(crop_to(out.detach(), size).clamp(0.0, 1.0), kind)
+
+    def _style_tile(self, tile: int | None, network_fn: Any, padded: torch.Tensor, multiple: int, *,
+                    masked: bool) -> int | None:
+        """The tile side for `stylize` (None: whole image). Only feed-forward methods tile: an optimised
+        image (Gatys: `inference_modules` empty) has no network to tile, and masks are drawn on the whole image."""
+        feed_forward = bool(getattr(self, "inference_modules", ()))
+        if not feed_forward or masked:
+            if tile:
+                why = "masks cover the whole image" if masked else f"{type(self).__name__} optimises the whole image"
+                raise ZooError(f"stylize cannot tile here ({why}): leave tile=None (or 0)")
+            return None
+        return plan_tile(tile, network_fn, padded, multiple=multiple, cache_key=self)

@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from zoo.fsutil import atomic_file
 
-__all__ = ["EvaluationSteps", "AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size"]
+__all__ = ["EvaluationSteps", "AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size", "adam"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -82,6 +82,21 @@ def _to_lists(value: Any) -> Any:
     return value
 
 
+def adam(params: Any, lr: float, betas: tuple[float, float] = (0.9, 0.999), **kwargs: Any) -> torch.optim.Adam:
+    """`torch.optim.Adam` with its fastest implementation for where the parameters live: `fused=True`
+    (one kernel for all parameters) when they are all on CUDA, else `foreach=True` (one batched op per
+    state tensor instead of a Python loop over parameters). Both compute what the default loop does, to
+    float rounding. `kwargs` (weight_decay, eps, ...) go to Adam; an explicit fused/foreach wins.
+    `configure_optimizers` runs after Lightning has moved the module to its device, so the parameters'
+    device is the training device."""
+    params = list(params)
+    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    if "fused" not in kwargs and "foreach" not in kwargs:
+        on_cuda = bool(tensors) and all(t.is_cuda and t.is_floating_point() for t in tensors)
+        kwargs["fused" if on_cuda else "foreach"] = True
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **kwargs)
+
+
 def set_epoch_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: int) -> None:
     """Put a LambdaLR at `epoch` (0-based): lr = base_lr * lambda(epoch), a function of the epoch alone."""
     scheduler.last_epoch = epoch
@@ -113,7 +128,7 @@ class LinearDecaySchedule:
     def linear_decay_optimizers(self, *groups: Any) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         """`configure_optimizers` output: Adam(lr, (beta1, beta2)) per parameter group in `groups`."""
         hp = self.hparams
-        optimizers = [torch.optim.Adam(params, lr=hp.lr, betas=(hp.beta1, hp.beta2)) for params in groups]
+        optimizers = [adam(params, hp.lr, (hp.beta1, hp.beta2)) for params in groups]
         rule = linear_decay(hp.n_epochs, hp.n_epochs_decay, hp.epoch_count)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in optimizers]
         return optimizers, [{"scheduler": s, "interval": "epoch"} for s in schedulers]

@@ -4,6 +4,8 @@
     python -m zoo.bench --models 'pix2pix-*' --suite facades --metrics fid,kid,lpips,psnr,ssim
     python -m zoo.bench --models runs/pix2pix/pretrained --suite mini --devices 2 --strategy ddp
     python -m zoo.bench --leaderboard                                  # only regenerate LEADERBOARD.md
+    python -m zoo.bench --suite speed [--models 'pix2pix,adain'] [--device cuda] [--sizes 256,512 --batches 1,8]
+    python -m zoo.bench --suite speed --table                          # the README table of the last speed run
 
 Every number printed and written names its protocol and whether it is comparable with published
 numbers. A user mistake ends with `error: ...` and exit status 2.
@@ -23,7 +25,7 @@ from typing import Any, Sequence
 
 from zoo.errors import ZooError
 
-__all__ = ["main", "build_parser", "resolve_models", "folder_name"]
+__all__ = ["main", "build_parser", "resolve_models", "folder_name", "speed_config", "run_speed_command"]
 
 log = logging.getLogger("zoo.bench")  # the command's name, as users see it
 
@@ -65,7 +67,109 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-backbones", action="store_true",
                    help="use random Inception/LPIPS backbones (no weights needed); every result is marked not comparable")
     p.add_argument("--list", action="store_true", help="list suites and the models the suite would score, then exit")
+    speed = p.add_argument_group(
+        "speed suite (--suite speed: zoo.benchmark.speed; --models are method keys, results in OUT/results/speed.jsonl)")
+    speed.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    speed.add_argument("--sizes", default=None, help="comma-separated image sides (default: 256; the issue's grid: 256,512)")
+    speed.add_argument("--batches", default=None, help="comma-separated batch sizes (default: 1; the issue's grid: 1,8)")
+    speed.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default: 3)")
+    speed.add_argument("--warmup", type=int, default=None, help="untimed runs before them (default: 1)")
+    speed.add_argument("--train-steps", type=int, default=None, help="timed training steps (default: --repeats)")
+    speed.add_argument("--train-batch", type=int, default=None,
+                       help="cap the recipe's training batch size (recorded). Default: 2 on CPU (a full run in minutes), "
+                            "the recipe's on GPU")
+    speed.add_argument("--train-crop", type=int, default=None, help="training crop instead of the recipe's (recorded)")
+    speed.add_argument("--optim-size", type=int, default=None, help="Gatys/inversion image side (default: 64)")
+    speed.add_argument("--optim-steps", type=int, default=None, help="Gatys/inversion optimizer steps (default: 20)")
+    speed.add_argument("--measure", default=None, help="comma-separated subset of inference,training,optimization")
+    speed.add_argument("--set", action="append", default=None, metavar="METHOD.HPARAM=VALUE",
+                       help="a hyperparameter of one method (repeatable), e.g. --set pix2pix.ngf=8; recorded")
+    speed.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    speed.add_argument("--timeout", type=float, default=None, help="seconds per method before it is recorded as an error (default: 900)")
+    speed.add_argument("--import", dest="imports", action="append", default=None, metavar="MODULE",
+                       help="a module to import in each method's process first (one that registers more methods)")
+    speed.add_argument("--table", action="store_true", help="print the README table of the latest speed run (alone: only that)")
     return p
+
+
+#: the CPU default cap on the recipe's training batch (colorization's 40 x 176² would take minutes a step)
+CPU_TRAIN_BATCH = 2
+_SPEED_FLAGS = ("device", "sizes", "batches", "repeats", "warmup", "train_steps", "train_batch", "train_crop", "optim_size",
+                "optim_steps", "measure", "set", "threads", "timeout", "imports")
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    """'256,512' -> (256, 512); anything but positive integers is a `ZooError`."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise ZooError(f"{flag} takes comma-separated positive integers (e.g. {flag} 256,512), got {text!r}")
+    return values
+
+
+def speed_config(args: argparse.Namespace) -> Any:
+    """The `SpeedConfig` of the command line, validated (mistakes raise `ZooError`)."""
+    from zoo.benchmark.speed import SpeedConfig, parse_sets
+
+    cfg = SpeedConfig()
+    kw: dict[str, Any] = {}
+    if args.device is not None:
+        if args.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ZooError(f"--device is cpu or cuda (or cuda:N), got {args.device!r}")
+        kw["device"] = args.device
+    if args.sizes is not None:
+        kw["sizes"] = _ints(args.sizes, "--sizes")
+    if args.batches is not None:
+        kw["batches"] = _ints(args.batches, "--batches")
+    for flag, low in (("repeats", 1), ("warmup", 0), ("train_steps", 1), ("train_batch", 1), ("train_crop", 8),
+                      ("optim_size", 16), ("optim_steps", 1), ("threads", 1)):
+        value = getattr(args, flag)
+        if value is not None:
+            if value < low:
+                raise ZooError(f"--{flag.replace('_', '-')} must be at least {low}, got {value}")
+            kw[flag] = value
+    if args.measure is not None:
+        chosen = tuple(m.strip() for m in args.measure.split(",") if m.strip())
+        bad = [m for m in chosen if m not in cfg.measurements]
+        if bad or not chosen:
+            raise ZooError(f"--measure takes a subset of {','.join(cfg.measurements)}, got {args.measure!r}")
+        kw["measurements"] = chosen
+    if args.set:
+        kw["overrides"] = parse_sets(args.set)
+    if args.train_batch is None and kw.get("device", cfg.device).startswith("cpu"):
+        kw["train_batch"] = CPU_TRAIN_BATCH
+    return SpeedConfig(**{**cfg.__dict__, **kw})
+
+
+def run_speed_command(args: argparse.Namespace) -> int:
+    """`--suite speed`: measure the selected methods (or only print the table with --table)."""
+    import importlib
+
+    from zoo.benchmark.speed import read_speed_results, render_speed_table, run_speed, select_methods
+
+    path = Path(args.out) / "results" / "speed.jsonl"
+    given = [f for f in _SPEED_FLAGS if getattr(args, f) is not None]
+    if args.table and not given and args.models is None:
+        print(render_speed_table(read_speed_results(path)), end="")
+        return 0
+    if args.timeout is not None and args.timeout <= 0:
+        raise ZooError(f"--timeout must be positive seconds, got {args.timeout}")
+    cfg = speed_config(args)
+    for module in args.imports or []:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ZooError(f"--import {module}: {error}") from error
+    keys = select_methods(_patterns(args.models))
+    for key in cfg.overrides:
+        if key not in keys:
+            raise ZooError(f"--set names {key!r}, which is not among the measured methods ({', '.join(keys)})")
+    run_speed(keys, cfg, path.parent, imports=args.imports or [], timeout=args.timeout or 900.0)
+    print()
+    print(render_speed_table(read_speed_results(path)), end="")
+    return 0
 
 
 def _patterns(values: Sequence[str] | None) -> list[str]:
@@ -288,6 +392,11 @@ def run(args: argparse.Namespace) -> int:
     from zoo.benchmark.suites import list_suites, load_suite, validate_metrics
 
     out_dir = Path(args.out)
+    if args.suite == "speed" or (args.table and args.suite is None):
+        return run_speed_command(args)
+    misplaced = [f"--{f.replace('_', '-')}" for f in _SPEED_FLAGS if getattr(args, f) is not None] + (["--table"] if args.table else [])
+    if misplaced:
+        raise ZooError(f"{', '.join(misplaced)} belong(s) to the speed suite: add --suite speed")
     if args.leaderboard and args.models is None and args.suite is None:
         path = _regenerate(out_dir, {})
         print(f"leaderboard: {path}")

@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -18,13 +19,43 @@ from zoo.data.layouts import LAYOUTS, LayoutFiles, SplitFiles, collect_files, de
 from zoo.data.transforms import PREPROCESS_MODES, PairedTransform
 from zoo.errors import DataError
 
-__all__ = ["ImageFolderDataModule", "SeededLoaders", "DATA_DIRECTIONS"]
+__all__ = ["ImageFolderDataModule", "SeededLoaders", "DATA_DIRECTIONS", "loader_options", "default_num_workers"]
 
 log = logging.getLogger("zoo.data")
 
 #: The reference repo's `--direction` values (which folder side is the input), not translate()'s a2b/b2a.
 DATA_DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
-_DEFAULT_WORKERS = max(0, min(4, (os.cpu_count() or 1) - 1))
+#: The most DataLoader workers chosen automatically: image decoding and cropping saturate well before this.
+MAX_AUTO_WORKERS = 8
+_DEFAULT_WORKERS = None  # `--data.num_workers` unset: `default_num_workers()` at construction
+
+
+def default_num_workers() -> int:
+    """Workers for an unset `num_workers`: one per core this process may run on, less one for the training
+    loop itself, at most `MAX_AUTO_WORKERS`; 0 (load in the main process) on a single core. Counts the
+    cores of the affinity mask (containers, `taskset`), not the machine's, where the OS tells them."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity mask
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, MAX_AUTO_WORKERS))
+
+
+def loader_options(num_workers: int | None = None, pin_memory: bool | None = None,
+                   persistent_workers: bool | None = None) -> dict[str, Any]:
+    """The DataLoader settings every zoo DataModule uses, from what the user set and the machine: unset
+    `num_workers` -> `default_num_workers()`; unset `pin_memory` -> whether CUDA is available (page-locked
+    batches copy to the GPU asynchronously); `persistent_workers` (unset: whenever there are workers, so
+    each epoch does not pay to start them again) is forced off without workers, where DataLoader refuses it.
+    Raises DataError for a negative `num_workers`."""
+    if num_workers is None:
+        num_workers = default_num_workers()
+    if int(num_workers) < 0:
+        raise DataError(f"num_workers must be >= 0, got {num_workers}: set --data.num_workers")
+    num_workers = int(num_workers)
+    pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+    persistent = (num_workers > 0 if persistent_workers is None else bool(persistent_workers)) and num_workers > 0
+    return {"num_workers": num_workers, "pin_memory": pin, "persistent_workers": persistent}
 
 
 class SeededLoaders(L.LightningDataModule):
@@ -53,9 +84,7 @@ class SeededLoaders(L.LightningDataModule):
             # stream (dropout) is restored on resume at a point Lightning's iterator set-up precedes.
             generator=torch.Generator().manual_seed(self.seed),
             drop_last=False,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            **loader_options(self.num_workers, self.pin_memory, self.persistent_workers),
         )
 
     def _replicas(self) -> dict[str, int]:
@@ -92,7 +121,8 @@ class ImageFolderDataModule(SeededLoaders):
         load_size: training images are resized to load_size x load_size before the random crop.
         crop_size: size of the random training crop; validation/test images are resized to it.
         batch_size: images per batch.
-        num_workers: DataLoader worker processes (0 loads in the main process).
+        num_workers: DataLoader worker processes (0 loads in the main process); None = from the machine
+            (`default_num_workers`: cores - 1, at most 8).
         flip: random horizontal flips during training (the same flip for A and B of a pair).
         preprocess: "resize_and_crop" (resize to load_size, random crop_size crop), "crop" (random
             crop only), "resize" (resize to crop_size) or "none" (keep the size, rounded to a
@@ -116,7 +146,7 @@ class ImageFolderDataModule(SeededLoaders):
         load_size: int = 286,
         crop_size: int = 256,
         batch_size: int = 1,
-        num_workers: int = _DEFAULT_WORKERS,
+        num_workers: int | None = _DEFAULT_WORKERS,
         flip: bool = True,
         preprocess: str = "resize_and_crop",
         skip_bad: bool = False,
@@ -135,8 +165,7 @@ class ImageFolderDataModule(SeededLoaders):
             _choice("builtin", builtin, tuple(BUILTIN_DATASETS))
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}: set --data.batch_size")
-        if num_workers < 0:
-            raise DataError(f"num_workers must be >= 0, got {num_workers}: set --data.num_workers")
+        loading = loader_options(num_workers, pin_memory, persistent_workers)  # checks num_workers
         if len(pixel_range) != 2 or not pixel_range[1] > pixel_range[0]:
             raise DataError(f"pixel_range {pixel_range} is invalid: pass (low, high), e.g. (-1, 1)")
         # Checks load_size/crop_size now rather than in a worker later.
@@ -146,14 +175,11 @@ class ImageFolderDataModule(SeededLoaders):
         self.layout_arg = layout
         self.direction = direction
         self.load_size, self.crop_size = int(load_size), int(crop_size)
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.batch_size, self.num_workers = int(batch_size), loading["num_workers"]
         self.flip, self.preprocess, self.skip_bad = bool(flip), preprocess, bool(skip_bad)
         self.pixel_range = (float(pixel_range[0]), float(pixel_range[1]))
         self.val_split, self.seed, self.builtin = val_split, int(seed), builtin
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.persistent_workers = (
-            self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
-        )
+        self.pin_memory, self.persistent_workers = loading["pin_memory"], loading["persistent_workers"]
         self._root: Path | None = None
         self._layout: str | None = None
         self._files: LayoutFiles | None = None

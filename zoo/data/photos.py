@@ -28,7 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.builtin import PHOTO_SETS, ensure_photo_builtin
-from zoo.data.datamodule import _DEFAULT_WORKERS, SeededLoaders
+from zoo.data.datamodule import _DEFAULT_WORKERS, SeededLoaders, loader_options
 from zoo.data.folders import _SideReader, index_by_stem, require_images
 from zoo.data.layouts import _holdout
 from zoo.data.sampling import item_generator
@@ -218,7 +218,7 @@ class PhotoDataModule(SeededLoaders):
         crops_per_image: training items per image and epoch (each a fresh random crop).
         batch_size: training crops per batch (validation always uses 1 whole image per batch).
         flip: random horizontal flips of training crops.
-        num_workers: DataLoader worker processes (0 loads in the main process).
+        num_workers: DataLoader worker processes (0 loads in the main process); None = from the machine.
         skip_bad: skip unreadable images with a warning instead of raising ImageReadError.
         seed: seed of the held-out subset (folders without val/) and of the crops.
         pin_memory: pin batches in page-locked memory; None = when CUDA is available.
@@ -233,7 +233,7 @@ class PhotoDataModule(SeededLoaders):
         crops_per_image: int = 1,
         batch_size: int = 40,
         flip: bool = True,
-        num_workers: int = _DEFAULT_WORKERS,
+        num_workers: int | None = _DEFAULT_WORKERS,
         skip_bad: bool = False,
         seed: int = 0,
         pin_memory: bool | None = None,
@@ -245,15 +245,13 @@ class PhotoDataModule(SeededLoaders):
         for name, value in (("crop_size", crop_size), ("crops_per_image", crops_per_image), ("batch_size", batch_size)):
             if int(value) < 1:
                 raise DataError(f"{name} must be >= 1, got {value}: set --data.{name}")
-        if num_workers < 0:
-            raise DataError(f"num_workers must be >= 0, got {num_workers}: set --data.num_workers")
+        loading = loader_options(num_workers, pin_memory, persistent_workers)  # checks num_workers
         # SRDataModule's `scale` is the model's too: Lightning refuses to merge two different values (None here).
         self.save_hyperparameters(ignore=["scale"])
         self._root_arg, self.builtin = root, builtin
         self.crop_size, self.crops_per_image, self.batch_size = int(crop_size), int(crops_per_image), int(batch_size)
-        self.flip, self.num_workers, self.skip_bad, self.seed = bool(flip), int(num_workers), bool(skip_bad), int(seed)
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.persistent_workers = self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
+        self.flip, self.num_workers, self.skip_bad, self.seed = bool(flip), loading["num_workers"], bool(skip_bad), int(seed)
+        self.pin_memory, self.persistent_workers = loading["pin_memory"], loading["persistent_workers"]
         self._root: Path | None = None
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
@@ -315,8 +313,8 @@ class PhotoDataModule(SeededLoaders):
 
     def _whole_loader(self, dataset: Dataset) -> DataLoader:
         # Whole images of different sizes: one per batch.
-        return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0)
+        return DataLoader(dataset, batch_size=1, shuffle=False,
+                          **loader_options(self.num_workers, self.pin_memory, self.persistent_workers))
 
     def val_dataloader(self) -> DataLoader:
         self.setup("validate")
@@ -357,7 +355,7 @@ class SRDataModule(PhotoDataModule):
         crops_per_image: int = 1,
         batch_size: int = 16,
         flip: bool = True,
-        num_workers: int = _DEFAULT_WORKERS,
+        num_workers: int | None = _DEFAULT_WORKERS,
         skip_bad: bool = False,
         seed: int = 0,
         pin_memory: bool | None = None,

@@ -25,7 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.builtin import CONTENT_SETS, STYLE_SETS, ensure_content_builtin, ensure_style_builtin
-from zoo.data.datamodule import _DEFAULT_WORKERS, SeededLoaders, _choice
+from zoo.data.datamodule import _DEFAULT_WORKERS, SeededLoaders, loader_options, _choice
 from zoo.data.folders import _SideReader, list_images, require_images, stem_key
 from zoo.data.layouts import _split_holdout
 from zoo.data.sampling import item_generator
@@ -179,7 +179,7 @@ class ContentStyleDataModule(SeededLoaders):
             None = no crop, except that styles of different transformed sizes are all centre-cropped
             to the largest square each of them holds so they can share a batch.
         batch_size: images per batch.
-        num_workers: DataLoader worker processes (0 loads in the main process).
+        num_workers: DataLoader worker processes (0 loads in the main process); None = from the machine.
         flip: random horizontal flips of the content crops in training.
         seed: seed of the built-in content set, the held-out validation images and (with the global
             seed) the training order, crops and style draws.
@@ -204,7 +204,7 @@ class ContentStyleDataModule(SeededLoaders):
         style_size: int | None = None,
         style_crop_size: int | None = None,
         batch_size: int = 4,
-        num_workers: int = _DEFAULT_WORKERS,
+        num_workers: int | None = _DEFAULT_WORKERS,
         flip: bool = False,
         seed: int = 0,
         skip_bad: bool = False,
@@ -234,21 +234,17 @@ class ContentStyleDataModule(SeededLoaders):
                 f"style_crop_size ({style_crop_size}) is larger than style_size ({style_size}), the style "
                 f"images' shorter side: set --data.style_crop_size <= --data.style_size (e.g. 256 and 512)"
             )
-        if num_workers < 0:
-            raise DataError(f"num_workers must be >= 0, got {num_workers}: set --data.num_workers")
+        loading = loader_options(num_workers, pin_memory, persistent_workers)  # checks num_workers
         self.save_hyperparameters()
         self._root_arg, self._style_arg = root, style
         self.builtin, self.builtin_style = builtin, builtin_style
         self.content_size, self.crop_size, self.crop = int(content_size), int(crop_size), crop
         self.style_size = None if style_size is None else int(style_size)
         self.style_crop_size = None if style_crop_size is None else int(style_crop_size)
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.batch_size, self.num_workers = int(batch_size), loading["num_workers"]
         self.flip, self.seed, self.skip_bad = bool(flip), int(seed), bool(skip_bad)
         self.val_split, self.max_styles = val_split, max_styles
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.persistent_workers = (
-            self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
-        )
+        self.pin_memory, self.persistent_workers = loading["pin_memory"], loading["persistent_workers"]
         self._content_root: Path | None = None
         self._style_root: Path | None = None
         self._style_paths: list[Path] | None = None

@@ -46,7 +46,7 @@ from zoo.module import ZooModule
 from zoo.nn.vgg import VGGFeatures, random_weights_warning
 from zoo.registry import register, register_converter
 from zoo.tasks import StyleMixin, blend_weights, inference_mode_of
-from zoo.training import EvaluationSteps
+from zoo.training import EvaluationSteps, adam
 from zoo.visual import GridCollector
 
 __all__ = ["AdaIN", "VGGEncoder", "Decoder", "adain", "coral", "masked_adain", "from_official",
@@ -341,7 +341,7 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
         every iteration: iteration i trains at lr / (1 + lr_decay · i). Lightning saves the scheduler's
         step count in checkpoints, so a resumed run continues the same curve."""
         hp = self.hparams
-        optimizer = torch.optim.Adam(self.decoder.parameters(), lr=hp.lr)
+        optimizer = adam(self.decoder.parameters(), hp.lr)
         decay = float(hp.lr_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 / (1.0 + decay * i))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
@@ -450,7 +450,8 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
             blend_weights(weights, len(styles))  # fail before any work
         outputs = []
         # The decoder has no dropout or batch norm, but the I/O contract says eval, and the flags come back.
-        with torch.no_grad(), inference_mode_of(self.decoder, bool(self.io.get("eval_mode", True))):
+        # inference_mode, not no_grad: no autograd bookkeeping at all (issue 8).
+        with torch.inference_mode(), inference_mode_of(self.decoder, bool(self.io.get("eval_mode", True))):
             contents = content.split(1) if preserve_color else [content]
             for c in contents:
                 used = [coral(s, c) for s in styles] if preserve_color else styles
@@ -464,7 +465,7 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
                 t = self.target_features(content_feat, [self.encoder(s) for s in used], alpha=alpha,
                                          weights=weights, masks=regions)
                 outputs.append(self.decoder(t))
-        return torch.cat(outputs)[..., : content.shape[-2], : content.shape[-1]]
+            return torch.cat(outputs)[..., : content.shape[-2], : content.shape[-1]]
 
 
 def _resize_shorter(image: Tensor, size: int) -> Tensor:

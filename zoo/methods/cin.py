@@ -50,7 +50,7 @@ from zoo.module import ZooModule
 from zoo.nn.style_blocks import ConditionalInstanceNorm2d, ReflectConv2d, style_weights
 from zoo.registry import register, register_converter
 from zoo.tasks import StyleMixin, inference_mode_of
-from zoo.training import EvaluationSteps
+from zoo.training import EvaluationSteps, adam
 from zoo.visual import GridCollector
 
 __all__ = ["CIN", "CINTransformer", "CINConv", "CINResidualBlock", "from_official", "official_name",
@@ -313,7 +313,7 @@ class CIN(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
         for p in norm_params:
             p.requires_grad_(True)
         params = norm_params if frozen else list(self.transformer.parameters())
-        return torch.optim.Adam(params, lr=self.hparams.lr)
+        return adam(params, self.hparams.lr)
 
     def on_after_backward(self) -> None:
         frozen = self.hparams.frozen_styles
@@ -416,9 +416,10 @@ class CIN(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
         if options:
             raise ZooError(f"cin takes no option {', '.join(map(repr, options))}: only alpha and weights")
         w = self.style_vector(style, weights).to(device=content.device, dtype=content.dtype)[None]
-        with torch.no_grad(), inference_mode_of(self.transformer, True):
+        # inference_mode, not no_grad: no autograd bookkeeping at all (issue 8); the output is a plain result.
+        with torch.inference_mode(), inference_mode_of(self.transformer, True):
             out = self(content, w)
-        return alpha * out + (1.0 - alpha) * content
+            return alpha * out + (1.0 - alpha) * content
 
 
 # ------------------------------------------------------------------------------------- the converter

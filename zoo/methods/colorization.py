@@ -75,7 +75,8 @@ from zoo.imageio import from_batch, to_batch
 from zoo.module import ZooModule
 from zoo.registry import register, register_converter
 from zoo.tasks import inference_mode_of, to_module
-from zoo.training import EvaluationSteps
+from zoo.tiling import get_budget
+from zoo.training import EvaluationSteps, adam
 from zoo.visual import GridCollector
 
 __all__ = [
@@ -100,6 +101,8 @@ NUM_BINS = 313
 RELEASE_TEMPERATURE = 1.0
 #: Total downsampling of blocks 1-3 (three stride-2 convs); the logits come out at 1/4 (block 8 upsamples x2).
 SIZE_MULTIPLE = 8
+#: peak bytes per pixel of the full-size float64 Lab join in `colorize_batch` (measured: ~10 temporaries of 8-24 B)
+LAB_BYTES_PER_PIXEL = 256
 LOGIT_STRIDE = 4
 
 # ------------------------------------------------------------------------------------------- network
@@ -483,7 +486,7 @@ class Colorization(EvaluationSteps, ZooModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         params = [p for p in self.net.parameters() if p.requires_grad]  # not model_out: the fixed bins
-        optimizer = torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        optimizer = adam(params, hp.lr, tuple(hp.betas), weight_decay=hp.weight_decay)
         steps, factors = list(hp.lr_steps), list(hp.lr_factors)
 
         def factor(step: int) -> float:  # 3e-5 -> 1e-5 -> 3e-6 at 200k and 375k iterations
@@ -494,31 +497,57 @@ class Colorization(EvaluationSteps, ZooModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------------------ inference
-    def colorize_batch(self, rgb: Tensor, temperature: float | None = None) -> Tensor:
+    def colorize_batch(self, rgb: Tensor, temperature: float | None = None, *, rows: int | None = None) -> Tensor:
         """RGB (B, 3, H, W) in [0, 1], any size, gray or colour -> coloured RGB of the same size, with the
         input's own L: the release's util.py pipeline. `preprocess_img`: L of the input, and L of its 8-bit
         image resized to input_size² by PIL's bicubic (`pil_bicubic_resize`), both from float64 Lab as skimage's
         rgb2lab of a uint8 image (`_exact_8bit`), handed to the network in float32; `postprocess_tens`: the ab
         resized bilinearly to the input's size, joined to its L, Lab -> RGB (in float64; skimage's lab2rgb of the
-        float32 Lab differs from it by its own float32 rounding, < 1e-5). Runs in eval mode without gradients."""
+        float32 Lab differs from it by its own float32 rounding, < 1e-5). Runs in eval mode without gradients.
+
+        `rows`: the full-size Lab work (float64, ~10 image-sized temporaries) runs in stripes of that many
+        rows, each pixel's result unchanged (Lab is per pixel; the ab map is resized once, whole), so a
+        4000x3000 photo needs ~0.5 GB beyond its input and output instead of ~3 GB; None: one stripe."""
         T = self.hparams.temperature if temperature is None else float(temperature)
         side = int(self.io.get("input_size", self.hparams.input_size))
         rgb = rgb.to(self.device, torch.float32)
         dtype = _lab_dtype(rgb.device)
+        height = rgb.shape[-2]
+        step = height if not rows else max(1, int(rows))
         with torch.no_grad(), inference_mode_of(self.net, True):
             with _float32(rgb):
-                L_full = rgb_to_lab(_exact_8bit(rgb, dtype))[:, :1].float()
                 L_small = rgb_to_lab(pil_bicubic_resize(rgb, (side, side)))[:, :1].float()
             ab = self.net(L_small, T)
             with _float32(rgb):
                 ab_full = F.interpolate(ab.float(), size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-                return lab_to_rgb(torch.cat([L_full, ab_full], dim=1).to(dtype)).float()
+                if step >= height:
+                    L_full = rgb_to_lab(_exact_8bit(rgb, dtype))[:, :1].float()
+                    return lab_to_rgb(torch.cat([L_full, ab_full], dim=1).to(dtype)).float()
+                out = torch.empty_like(rgb)
+                for top in range(0, height, step):
+                    part = slice(top, top + step)
+                    L_part = rgb_to_lab(_exact_8bit(rgb[..., part, :], dtype))[:, :1].float()
+                    lab = torch.cat([L_part, ab_full[..., part, :]], dim=1).to(dtype)
+                    out[..., part, :] = lab_to_rgb(lab).float()
+                return out
 
-    def colorize(self, x: Any, *, temperature: float | None = None) -> Any:
+    def colorize(self, x: Any, *, temperature: float | None = None, tile: int | None = None) -> Any:
         """Colour `x` (PIL image incl. mode "L", path, HW/HWC array, or BCHW/CHW tensor in [0, 1]; gray or
-        colour, any size). Returns the input's kind and size. `temperature` overrides the annealed-mean T."""
+        colour, any size). Returns the input's kind and size. `temperature` overrides the annealed-mean T.
+
+        The network always sees the whole image at `input_size`², so nothing of it is tiled; `tile` sets
+        the stripes of the full-size Lab join (`colorize_batch(rows=)`), which give the same result:
+        None picks them from `zoo.tiling.get_budget()`, 0 does the whole image at once, an int N runs
+        stripes of N² pixels."""
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+            raise ZooError(f"tile must be None (automatic), 0 (never tile) or a tile side in pixels, got {tile!r}")
         batch, kind = to_batch(x)
-        return from_batch(self.colorize_batch(to_module(batch, self.net), temperature), kind)
+        pixels_per_row = batch.shape[0] * batch.shape[-1]
+        if tile is None:
+            rows = max(1, get_budget() // (LAB_BYTES_PER_PIXEL * pixels_per_row))
+        else:
+            rows = max(1, tile * tile // pixels_per_row) if tile else None
+        return from_batch(self.colorize_batch(to_module(batch, self.net), temperature, rows=rows), kind)
 
     # ----------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:

@@ -45,7 +45,7 @@ from zoo.module import ZooModule
 from zoo.nn.style_blocks import ReflectConv2d
 from zoo.registry import register, register_converter
 from zoo.tasks import StyleMixin, inference_mode_of
-from zoo.training import EvaluationSteps
+from zoo.training import EvaluationSteps, adam
 from zoo.visual import GridCollector
 
 __all__ = ["Johnson", "TransformerNet", "ResidualBlock", "from_official", "strip_legacy_keys",
@@ -222,7 +222,7 @@ class Johnson(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.transformer.parameters(), lr=self.hparams.lr)
+        return adam(self.transformer.parameters(), self.hparams.lr)
 
     # ----------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
@@ -247,9 +247,10 @@ class Johnson(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
                            "or weights (load another johnson-* model for another style, or use adain/cin)")
         if options:
             raise ZooError(f"johnson takes no option {', '.join(map(repr, options))}: only alpha")
-        with torch.no_grad(), inference_mode_of(self.transformer, True):
+        # inference_mode, not no_grad: no autograd bookkeeping at all (issue 8); the output is a plain result.
+        with torch.inference_mode(), inference_mode_of(self.transformer, True):
             out = self(content)
-        return alpha * out + (1.0 - alpha) * content
+            return alpha * out + (1.0 - alpha) * content
 
 
 # ------------------------------------------------------------------------------------- the converter

@@ -40,7 +40,7 @@ from zoo.nn import (
 )
 from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, apply_network, inference_mode_of
-from zoo.training import check_training_size, set_epoch_lr
+from zoo.training import adam, check_training_size, set_epoch_lr
 from zoo.visual import GridCollector
 
 __all__ = ["MUNIT", "AdaINGenerator", "StyleEncoder", "ContentEncoder", "Decoder", "from_official"]
@@ -497,8 +497,8 @@ class MUNIT(TranslationMixin, ZooModule):
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
         kwargs = {"lr": hp.lr, "betas": (hp.beta1, hp.beta2), "weight_decay": hp.weight_decay}
-        opt_gen = torch.optim.Adam([*self.gen_a.parameters(), *self.gen_b.parameters()], **kwargs)
-        opt_dis = torch.optim.Adam([*self.dis_a.parameters(), *self.dis_b.parameters()], **kwargs)
+        opt_gen = adam([*self.gen_a.parameters(), *self.gen_b.parameters()], **kwargs)
+        opt_dis = adam([*self.dis_a.parameters(), *self.dis_b.parameters()], **kwargs)
 
         def rule(iteration: int) -> float:
             return hp.gamma ** ((iteration + 1) // hp.step_size)

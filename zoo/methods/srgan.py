@@ -63,7 +63,7 @@ from zoo.metrics.resize import imresize_matlab
 from zoo.module import ZooModule
 from zoo.registry import register, register_converter
 from zoo.tasks import SuperResolutionMixin, inference_mode_of
-from zoo.training import EvaluationSteps
+from zoo.training import EvaluationSteps, adam
 from zoo.visual import GridCollector
 
 __all__ = ["SRGAN", "SRResNetModel", "SRResNet", "Discriminator", "ResidualConvBlock", "UpsampleBlock", "from_official",
@@ -422,7 +422,7 @@ class SRGAN(EvaluationSteps, LossNetMixin, SuperResolutionMixin, ZooModule):
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
         networks = [self.G] + ([self.D] if hp.stage == "srgan" else [])
-        optimizers = [torch.optim.Adam(n.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2)) for n in networks]
+        optimizers = [adam(n.parameters(), hp.lr, (hp.beta1, hp.beta2)) for n in networks]
         rule = step_drop(self.drop_after)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in optimizers]
         return optimizers, [{"scheduler": s, "interval": "step"} for s in schedulers]

@@ -1,0 +1,205 @@
+"""Fast paths (issue 8): torch.compile, channels_last, foreach/fused Adam, machine-set DataLoader options and
+bf16 autocast training. Each must give the default path's results within tolerance; speed is measured only in
+the benchmarks."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+import zoo
+import zoo.module as zoo_module
+from zoo.data.datamodule import MAX_AUTO_WORKERS, default_num_workers, loader_options
+from zoo.errors import DataError, ZooError
+from zoo.fit import apply_fast_paths, prepare_argv
+from zoo.module import ZooModule
+from zoo.training import adam
+
+from _helpers import tiny_trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class TwoConv(ZooModule):
+    """The smallest ZooModule with a network (G, in a ModuleDict as pix2pix keeps it) and a parameter-free
+    child (left alone by the fast paths)."""
+
+    inference_modules = ("G",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.G = nn.ModuleDict({"a2b": nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 1))})
+        self.criterion = nn.L1Loss()
+
+
+def _images(n: int = 2, size: int = 16) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+# ---------------------------------------------------------------------------------------------- compile
+def test_compile_networks_matches_eager_and_keeps_the_state_dict():
+    torch.manual_seed(0)
+    model = TwoConv()
+    x = _images()
+    eager = model.G["a2b"](x)
+    keys = list(model.state_dict())
+    assert model.compile_networks() == ["G.a2b"]  # the container is opened, the parameter-free loss skipped
+    assert model.G["a2b"]._compiled_call_impl is not None
+    compiled = model.G["a2b"](x)  # inductor: C++ on this CPU
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=0)
+    assert list(model.state_dict()) == keys  # weights save and load as before
+
+
+def test_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(zoo_module.shutil, "which", lambda name: None)
+    model = TwoConv()
+    with pytest.raises(ZooError, match="C\\+\\+ compiler"):
+        model.compile_networks()
+    assert model.G["a2b"]._compiled_call_impl is None  # nothing changed
+    model.compile_networks(backend="eager")  # backends that generate no C++ still work
+
+
+def test_fit_flags_reach_the_model():
+    argv, _ = prepare_argv(["--model", "pix2pix", "--model.compile", "true", "--model.init_args.channels_last=true"])
+    assert "--compile" in argv and "true" in argv and "--channels_last=true" in argv
+    assert not any(a.startswith(("--model.compile", "--model.init_args.channels_last")) for a in argv)
+    model = TwoConv()
+    apply_fast_paths(model, compile=False, channels_last=True)
+    assert model.G["a2b"][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.G["a2b"]._compiled_call_impl is None
+
+
+# ----------------------------------------------------------------------------------------- channels_last
+@pytest.mark.parametrize("key, hparams, network", [
+    ("pix2pix", dict(ngf=8, ndf=8, netG="unet_128"), "G.a2b"),
+    ("cyclegan", dict(ngf=8, ndf=8, netG="resnet_6blocks"), "G_A"),
+    ("srgan", dict(channels=8, num_blocks=1, d_channels=4, vgg_weights=None), "G"),
+    ("adain", dict(vgg_weights=None), "decoder"),
+])
+def test_channels_last_gives_the_same_outputs(key, hparams, network):
+    torch.manual_seed(0)
+    model = zoo.create(key, **hparams).eval()
+    net = model.networks()[network]
+    size = 128 if key == "pix2pix" else 32
+    x = torch.rand(1, 512 if key == "adain" else 3, size // 8 if key == "adain" else size, size // 8 if key == "adain" else size)
+    with torch.no_grad():
+        expected = net(x)
+        model.to_channels_last().to_channels_last()  # twice: one hook per network
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.dim() == 4)
+        got = net(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)  # SRResNet outputs reach |5|
+    assert len(model._channels_last_hooks) == len(model.networks())
+
+
+def test_channels_last_through_a_verb():
+    from PIL import Image
+
+    torch.manual_seed(0)
+    model = zoo.create("pix2pix", ngf=8, ndf=8, netG="unet_128")
+    photo = Image.fromarray((_images(1, 40)[0].permute(1, 2, 0).numpy() * 255).astype("uint8"))
+    before = model.translate(photo)
+    after = model.to_channels_last().translate(photo)
+    assert after.size == before.size
+    diff = torch.tensor(list(after.getdata())) - torch.tensor(list(before.getdata()))
+    assert diff.abs().max() <= 1  # 8-bit rounding of outputs equal within 1e-5
+
+
+# ------------------------------------------------------------------------------------------------- Adam
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 1e-4}])
+def test_adam_helper_steps_like_plain_adam(kwargs):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    twin = copy.deepcopy(net)
+    fast = adam(net.parameters(), 1e-2, (0.5, 0.999), **kwargs)
+    plain = torch.optim.Adam(twin.parameters(), lr=1e-2, betas=(0.5, 0.999), foreach=False, fused=False, **kwargs)
+    assert fast.defaults["foreach"] is True and not fast.defaults["fused"]  # CPU parameters
+    x = _images()
+    for _ in range(3):
+        for module, opt in ((net, fast), (twin, plain)):
+            opt.zero_grad()
+            module(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_adam_helper_takes_param_groups_and_explicit_choices():
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    opt = adam([{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.1}], 1e-3)
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["lr"] == 0.1
+    assert adam(a.parameters(), 1e-3, foreach=False).defaults["foreach"] is False
+
+
+# ------------------------------------------------------------------------------------------- DataLoader
+@pytest.mark.parametrize("cores, workers", [(1, 0), (2, 1), (4, 3), (64, MAX_AUTO_WORKERS)])
+def test_workers_follow_the_cores_this_process_may_use(monkeypatch, cores, workers):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_num_workers() == workers
+    options = loader_options()
+    assert options["num_workers"] == workers and options["persistent_workers"] == (workers > 0)
+
+
+def test_pinned_memory_only_with_cuda_and_user_choices_win(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert loader_options()["pin_memory"] is True
+    assert loader_options(0, False, True) == {"num_workers": 0, "pin_memory": False, "persistent_workers": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert loader_options()["pin_memory"] is False
+    assert loader_options(2, None, False) == {"num_workers": 2, "pin_memory": False, "persistent_workers": False}
+    with pytest.raises(DataError, match="num_workers"):
+        loader_options(-1)
+
+
+def test_datamodules_use_the_machine_defaults(monkeypatch, tmp_path):
+    from zoo.data import ImageFolderDataModule
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(5)), raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = ImageFolderDataModule(root=tmp_path)
+    assert (data.num_workers, data.pin_memory, data.persistent_workers) == (4, False, True)
+    assert ImageFolderDataModule(root=tmp_path, num_workers=0).persistent_workers is False
+
+
+# ------------------------------------------------------------------------------------------------- bf16
+def _batch(kind: str, size: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    r = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    if kind == "paired":
+        return {"A": r(1, 3, size, size) * 2 - 1, "B": r(1, 3, size, size) * 2 - 1, "A_path": ["a"], "B_path": ["b"]}
+    if kind == "style":
+        return {"content": r(2, 3, size, size), "style": r(2, 3, size, size), "style_index": torch.tensor([0, 0]),
+                "style_path": ["s", "s"]}
+    if kind == "sr":
+        return {"hr": r(2, 3, size, size), "lr": r(2, 3, size // 4, size // 4)}
+    return {"image": r(2, 3, size, size)}
+
+
+@pytest.mark.parametrize("key, hparams, kind, size", [
+    ("pix2pix", dict(ngf=8, ndf=8, netG="unet_128"), "paired", 128),
+    ("cyclegan", dict(ngf=8, ndf=8, netG="resnet_6blocks"), "paired", 32),
+    ("munit", dict(dim=8, mlp_dim=16, dis_dim=8, n_res=1, val_lpips=False), "paired", 64),
+    ("johnson", dict(width=8, vgg_weights=None), "style", 32),
+    ("cin", dict(num_styles=2, width=4, vgg_weights=None), "style", 32),
+    ("adain", dict(vgg_weights=None), "style", 32),
+    ("srgan", dict(channels=8, num_blocks=1, d_channels=4, vgg_weights=None), "sr", 32),
+    ("colorization", dict(width=1 / 16), "image", 32),
+])
+def test_bf16_mixed_training_step_on_cpu(tmp_path, key, hparams, kind, size):
+    torch.manual_seed(0)
+    model = zoo.create(key, **hparams)
+    if key == "colorization":
+        model.set_prior(torch.ones(model.bins.shape[0]))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = tiny_trainer(tmp_path, max_steps=1, limit_val_batches=0, precision="bf16-mixed")
+    trainer.fit(model, DataLoader([_batch(kind, size)], batch_size=None))
+    after = model.state_dict()
+    assert any(not torch.equal(before[k], v) for k, v in after.items())  # a step was taken
+    assert all(v.dtype == before[k].dtype for k, v in after.items())  # weights stay float32
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())

@@ -1,0 +1,923 @@
+"""The speed suite behind `python -m zoo.bench --suite speed`: how fast every method infers and trains.
+
+    python -m zoo.bench --suite speed                                   # CPU defaults: 256², batch 1, 3 repeats
+    python -m zoo.bench --suite speed --models 'pix2pix,adain' --sizes 256,512 --batches 1,8 --repeats 5
+    python -m zoo.bench --suite speed --device cuda --sizes 256,512 --batches 1,8
+    python -m zoo.bench --suite speed --table                           # only print the README table of the last run
+
+Per method key (built with `zoo.create(key)` at the paper's widths, random weights) it measures, each in
+its own record of `benchmarks/results/speed.jsonl`:
+
+- `inference`: images/s through the public verb (translate, stylize, upscale, colorize, munit's sample)
+  on a BCHW tensor in [0, 1], and through the bare network on the tensor the verb would hand it
+  (already padded and in the network's range), under `torch.inference_mode`; `ratio` = verb / bare is
+  the API overhead. Achieved FLOP/s of the bare network (FLOPs of one forward, counted by
+  `torch.utils.flop_counter.FlopCounterMode`, times its rate) as a fraction of the machine's dense
+  fp32 matmul rate, measured once at the start of the run.
+- `training`: iterations/s of the Lightning step (a real `lightning.Trainer` fit, as `zoo.fit` runs it
+  with its CSV logger, on an in-memory dataset of the recipe's batch size and crop) and of a plain
+  PyTorch loop over the same model, data loader and optimizers; `ratio` = lightning / plain is the
+  framework overhead. The plain loop calls the method's own `training_step` (so the networks, losses and
+  update order are the method's) with Lightning's plumbing replaced: `optimizers()` and
+  `lr_schedulers()` return the plain objects built from `configure_optimizers()`, `manual_backward` is
+  `loss.backward()` followed by the `on_after_backward` hook, `self.log`/`log_dict` do nothing, and a
+  stand-in trainer carries only what the methods read (the optimizers for `toggle_optimizer`, the
+  scheduler configs, the iteration count, `world_size`, no datamodule).
+- `optimization` (Gatys, inversion): seconds per optimizer step and seconds to reach a loss of
+  `LOSS_RATIO` x the initial loss (steps to reach it x seconds per step), at a small image size.
+
+Every record carries the peak memory of its process so far (`ru_maxrss`; each method runs in a fresh
+subprocess, so the high-water mark is the method's own; inference is measured before training) or
+`torch.cuda.max_memory_allocated` since the measurement began, and the machine, date and git sha.
+Timings are medians over `repeats` timed runs after `warmup` untimed ones, with the interquartile range
+and min/max. Numbers from a shared machine are rough; compare ratios, which are taken within one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import fnmatch
+import inspect
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+__all__ = [
+    "SpeedConfig", "LOSS_RATIO", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
+    "run_speed", "read_speed_results", "render_speed_table", "summary", "timed",
+]
+
+#: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
+LOSS_RATIO = 0.1
+RESULTS_NAME = "speed"
+#: `srgan` is measured in its own stage (perceptual + adversarial loss, D then G); `zoo.create("srgan")`
+#: defaults to stage 1, which `srresnet` already measures.
+DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {"srgan": {"stage": "srgan"}}
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """What one speed run measures. CPU defaults keep a run of every method near 10-15 minutes on 2 cores;
+    `--sizes 256,512 --batches 1,8` gives the issue's full grid (GPU, or a long CPU run)."""
+
+    device: str = "cpu"
+    sizes: tuple[int, ...] = (256,)
+    batches: tuple[int, ...] = (1,)
+    repeats: int = 3
+    warmup: int = 1
+    #: timed training steps (after `warmup` untimed ones); None: `repeats`
+    train_steps: int | None = None
+    #: None: the recipe's; an int caps it (recorded: the result is then not at the recipe's batch/crop)
+    train_batch: int | None = None
+    train_crop: int | None = None
+    #: Gatys/inversion image side and the most optimizer steps to run
+    optim_size: int = 64
+    optim_steps: int = 20
+    #: {method key: {hparam: value}} from --set key.hparam=value
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    measurements: tuple[str, ...] = ("inference", "training", "optimization")
+    #: the machine's dense fp32 matmul rate (FLOP/s), measured by the parent process
+    matmul_flops: float | None = None
+    threads: int | None = None
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "SpeedConfig":
+        raw = json.loads(text)
+        for key in ("sizes", "batches", "measurements"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+# ------------------------------------------------------------------------------------ statistics
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median, quartiles and range of repeated measurements (quartiles by linear interpolation; with one or
+    two values they are the extremes)."""
+    v = sorted(float(x) for x in values)
+    if not v:
+        raise ValueError("no measurements")
+
+    def q(p: float) -> float:
+        pos = p * (len(v) - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+    return {"median": statistics.median(v), "q1": q(0.25), "q3": q(0.75), "min": v[0], "max": v[-1], "n": len(v)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> list[float]:
+    """Seconds of each of `repeats` calls of fn after `warmup` untimed ones (synchronised on GPU)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _rate(seconds: Sequence[float], items: int) -> dict[str, float]:
+    """items/s statistics from per-call seconds (the quartiles of the rates, not inverted quartiles)."""
+    return summary([items / max(s, 1e-12) for s in seconds])
+
+
+# --------------------------------------------------------------------------------------- machine
+def matmul_rate(device: str = "cpu", n: int | None = None, repeats: int = 3) -> dict[str, Any]:
+    """The dense fp32 matmul rate of this machine (FLOP/s of the best of `repeats` n x n torch.mm): the
+    physical limit that achieved FLOP/s are divided by."""
+    dev = torch.device(device)
+    n = n or (8192 if dev.type == "cuda" else 2048)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dev)
+    b = torch.randn(n, n, generator=g).to(dev)
+    with torch.inference_mode():
+        seconds = timed(lambda: torch.mm(a, b), repeats, 1, dev)
+    return {"flops": 2.0 * n**3 / min(seconds), "n": n, "dtype": "float32", "seconds": min(seconds)}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """The machine a record ran on: CPU model, cores (usable by this process), torch version, threads, and the
+    GPU's name when the device is CUDA."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(), "cores": cores, "platform": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
+    }
+    try:
+        import lightning
+
+        info["lightning"] = lightning.__version__
+    except ImportError:  # pragma: no cover - a dependency
+        pass
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    else:
+        info["device_name"] = info["cpu"]
+    return info
+
+
+def _git_sha() -> str | None:
+    from zoo.benchmark.command import _git_sha as sha
+
+    return sha()
+
+
+def _peak_memory(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda_max_allocated"}
+    # ru_maxrss is in KiB on Linux, bytes on macOS
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20,
+            "peak_memory_kind": "rss_high_water_of_process"}
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+# ------------------------------------------------------------------------------------ selection
+def parse_sets(values: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """`--set pix2pix.ngf=8` -> {"pix2pix": {"ngf": 8}} (values parsed as YAML: numbers, booleans, lists)."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        method, dot, hparam = key.strip().partition(".")
+        if not sep or not dot or not method or not hparam:
+            raise ZooError(f"--set takes METHOD.HPARAM=VALUE (e.g. --set pix2pix.ngf=8), got {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ZooError(f"--set {item!r}: cannot read the value: {error}") from error
+        out.setdefault(method, {})[hparam] = value
+    return out
+
+
+def select_methods(patterns: Sequence[str] | None) -> list[str]:
+    """Method keys matching the fnmatch patterns (all registered methods when none); a pattern that matches
+    nothing is a `ZooError` naming the keys."""
+    from zoo import registry
+
+    keys = registry.method_keys()
+    if not patterns:
+        return [k for k in keys if k != "tinynet"]
+    chosen: list[str] = []
+    for pattern in patterns:
+        found = fnmatch.filter(keys, pattern)
+        if not found:
+            raise ZooError(f"--models {pattern!r} matches no method key; the speed suite runs method keys: {', '.join(keys)}")
+        chosen += [k for k in found if k not in chosen]
+    return chosen
+
+
+# --------------------------------------------------------------------------------- model set-up
+def build_model(key: str, cfg: SpeedConfig) -> nn.Module:
+    """`zoo.create(key, **overrides)` with random weights, ready to train: stage-2 SRGAN is told its
+    generator is loaded (it is random here), colorization gets a uniform ab prior (both only need the
+    data or weights that a speed run does not have)."""
+    import zoo
+    from zoo import registry
+
+    torch.manual_seed(cfg.seed)
+    model = zoo.create(key, **_hparams(key, cfg))
+    if getattr(model, "hparams", {}).get("stage") == "srgan" and hasattr(model, "_generator_loaded"):
+        model._generator_loaded = True
+    if hasattr(model, "set_prior") and hasattr(model, "bins"):
+        model.set_prior(torch.ones(model.bins.shape[0]))
+    return model
+
+
+def _hparams(key: str, cfg: SpeedConfig) -> dict[str, Any]:
+    """The hyperparameters given to `zoo.create` beyond the paper's defaults (recorded with every result):
+    random VGG loss/encoder networks (same architecture and cost; no download needed), DEFAULT_OVERRIDES,
+    then the user's --set."""
+    from zoo import registry
+
+    base: dict[str, Any] = {}
+    if "vgg_weights" in registry.method_defaults(key):
+        base["vgg_weights"] = None
+    return {**base, **DEFAULT_OVERRIDES.get(key, {}), **cfg.overrides.get(key, {})}
+
+
+# ------------------------------------------------------------------------------------ inference
+@dataclass
+class InferenceCase:
+    """One method's verb and bare network on the same input: `verb(x)` takes the BCHW [0, 1] batch;
+    `bare()` runs the network on the tensor the verb would give it (prepared once, outside the timing)."""
+
+    verb_name: str
+    verb: Callable[[torch.Tensor], Any]
+    prepare: Callable[[torch.Tensor], tuple]
+    network: Callable[..., Any]
+    module: nn.Module
+    eval_mode: bool = True
+    #: the verb's input is this many times smaller than `size` (super-resolution: `size` is the output)
+    input_divisor: int = 1
+    #: munit's sample: one input image, `batch` outputs
+    one_input: bool = False
+
+
+def inference_case(model: nn.Module) -> InferenceCase | None:
+    """The verb and bare network of a model, by what it offers (None: no feed-forward verb, e.g. Gatys)."""
+    from zoo.imageio import pad_to_multiple, to_range
+
+    io = getattr(model, "io", {})
+    multiple = int(io.get("size_multiple", 1))
+    min_size = getattr(model, "min_input_size", 1)
+
+    def padded(x: torch.Tensor) -> torch.Tensor:
+        return pad_to_multiple(x, multiple, min_size=min_size)[0]
+
+    if getattr(model, "optimizes_per_image", False):
+        return None
+    if hasattr(model, "sample") and hasattr(model, "sample_styles"):  # munit: n styles for one image
+        direction = model.resolve_direction(None)
+
+        def sample_prepare(x: torch.Tensor) -> tuple:
+            net = model.generator(direction, model.sample_styles(len(x), seed=0))
+            return (net, to_range(padded(x[:1]), io["range"]))
+
+        return InferenceCase("sample", lambda x: model.sample(x[:1], n=len(x), seed=0), sample_prepare,
+                             lambda net, t: net(t), model, True, one_input=True)
+    if hasattr(model, "colorize"):
+        from zoo.methods.colorization import pil_bicubic_resize, rgb_to_lab  # the verb's own preprocessing
+
+        side = int(io.get("input_size", model.hparams.input_size))
+        temperature = model.hparams.temperature
+
+        def color_prepare(x: torch.Tensor) -> tuple:
+            return (rgb_to_lab(pil_bicubic_resize(x, (side, side)))[:, :1].float(),)
+
+        return InferenceCase("colorize", lambda x: model.colorize(x), color_prepare,
+                             lambda L: model.net(L, temperature), model.net)
+    if hasattr(model, "stylize"):
+        style_prepare: Callable[[torch.Tensor], tuple]
+        if model.method == "adain":
+            def style_prepare(x: torch.Tensor) -> tuple:
+                return (padded(x), _style_image(x))
+
+            return InferenceCase("stylize", lambda x: model.stylize(x, _style_image(x)), style_prepare,
+                                 lambda c, s: model(c, s), model)
+        if model.method == "cin":
+            def cin_prepare(x: torch.Tensor) -> tuple:
+                w = torch.zeros(1, model.num_styles, device=x.device, dtype=x.dtype)
+                w[0, 0] = 1
+                return (padded(x), w)
+
+            return InferenceCase("stylize", lambda x: model.stylize(x, 0), cin_prepare,
+                                 lambda c, w: model(c, w), model)
+        return InferenceCase("stylize", lambda x: model.stylize(x), lambda x: (padded(x),), lambda c: model(c), model)
+    if hasattr(model, "upscale"):
+        scale = int(io.get("scale", 1))
+        net = model.upscaler()
+        return InferenceCase("upscale", lambda x: model.upscale(x), lambda x: (to_range(padded(x), io["range"]),),
+                             net, net, bool(io.get("eval_mode", True)), input_divisor=scale)
+    if hasattr(model, "translate"):
+        net = model.generator(model.resolve_direction(None))
+        return InferenceCase("translate", lambda x: model.translate(x), lambda x: (to_range(padded(x), io["range"]),),
+                             net, net, bool(io.get("eval_mode", True)))
+    return None
+
+
+_STYLE_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _style_image(x: torch.Tensor) -> torch.Tensor:
+    """One fixed random style image (1, 3, H, W) in [0, 1] of the content's size and device."""
+    key = (tuple(x.shape[-2:]), x.device, x.dtype)
+    if key not in _STYLE_CACHE:
+        g = torch.Generator().manual_seed(1)
+        _STYLE_CACHE[key] = torch.rand(1, 3, *x.shape[-2:], generator=g).to(x)
+    return _STYLE_CACHE[key]
+
+
+def _count_flops(fn: Callable[[], Any]) -> int | None:
+    """FLOPs of one call (matmuls and convolutions, as FlopCounterMode counts them); None if it cannot."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return int(counter.get_total_flops())
+    except Exception:  # noqa: BLE001 - an uncountable op must not sink the timing
+        return None
+
+
+def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
+    """One record per (size, batch): verb and bare images/s, their ratio, FLOP/s of the bare network."""
+    from zoo.tasks import inference_mode_of
+
+    case = inference_case(model)
+    if case is None:
+        return []
+    records = []
+    for size in cfg.sizes:
+        for batch in cfg.batches:
+            side = max(1, size // case.input_divisor)
+            g = torch.Generator().manual_seed(cfg.seed)
+            x = torch.rand(batch, 3, side, side, generator=g).to(device)
+            _reset_peak(device)
+            verb_s = timed(lambda: case.verb(x), cfg.repeats, cfg.warmup, device)
+            with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
+                args = case.prepare(x)
+                bare_s = timed(lambda: case.network(*args), cfg.repeats, cfg.warmup, device)
+                flops = _count_flops(lambda: case.network(*args))
+            verb, bare = _rate(verb_s, batch), _rate(bare_s, batch)
+            record: dict[str, Any] = {
+                "method": key, "measurement": "inference", "verb": case.verb_name, "size": size, "batch": batch,
+                "input_size": [side, side], "inputs_per_call": 1 if case.one_input else batch,
+                "verb_images_per_s": verb, "bare_images_per_s": bare,
+                "ratio": verb["median"] / bare["median"],
+                "flops_per_image": None if flops is None else flops / batch,
+            }
+            if flops is not None and cfg.matmul_flops:
+                achieved = flops / batch * bare["median"]
+                record["achieved_flops"] = achieved
+                record["fraction_of_matmul"] = achieved / cfg.matmul_flops
+            record.update(_peak_memory(device))
+            records.append(record)
+    return records
+
+
+# -------------------------------------------------------------------------------------- training
+def recipe(model: nn.Module) -> dict[str, Any]:
+    """The training data of `zoo.fit`'s recipe: the method's `data_defaults` over its datamodule's defaults."""
+    import importlib
+
+    path = getattr(model, "datamodule", "")
+    defaults: dict[str, Any] = {}
+    if path:
+        module, _, name = path.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        for p in inspect.signature(cls.__init__).parameters.values():
+            if p.default is not inspect.Parameter.empty:
+                defaults[p.name] = p.default
+    return {**defaults, **getattr(model, "data_defaults", {})}
+
+
+class _Repeat(torch.utils.data.Dataset):
+    """`n` copies of one sample: in-memory data that costs the loader nothing but collation."""
+
+    def __init__(self, sample: dict[str, Any], n: int) -> None:
+        self.sample, self.n = sample, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        out = dict(self.sample)
+        if "style_index" in out:  # cin: the batch spans its styles, as the recipe's random styles do
+            out["style_index"] = index % int(out["style_index"])
+            out["style_path"] = f"style-{out['style_index']}.png"
+        return out
+
+
+def training_sample(model: nn.Module, crop: int, rec: dict[str, Any]) -> dict[str, Any]:
+    """One training sample in the layout of the method's datamodule, random pixels in its range."""
+    from zoo.imageio import to_range
+
+    g = torch.Generator().manual_seed(0)
+    rand = lambda s: torch.rand(3, s, s, generator=g)  # noqa: E731
+    datamodule = getattr(model, "datamodule", "")
+    if datamodule.endswith("ContentStyleDataModule"):
+        style = int(rec.get("style_crop_size") or rec.get("style_size") or crop)
+        sample: dict[str, Any] = {"content": rand(crop), "style": rand(min(style, crop * 2)), "style_path": "style-0.png"}
+        if model.method == "cin":
+            sample["style_index"] = int(model.num_styles - model.hparams.frozen_styles)  # _Repeat spreads it
+        return sample
+    if datamodule.endswith("SRDataModule"):
+        scale = int(model.io.get("scale", 4))
+        return {"lr": rand(crop // scale), "hr": rand(crop)}
+    if datamodule.endswith("PhotoDataModule"):
+        return {"image": rand(crop)}
+    rng = model.io.get("range", [-1.0, 1.0])
+    return {"A": to_range(rand(crop)[None], rng)[0], "B": to_range(rand(crop)[None], rng)[0]}
+
+
+class _StepTimer:
+    """Lightning callback: seconds of each training step (on_train_batch_start to on_train_batch_end) and
+    between consecutive step ends (the loop's own work and the data fetch included)."""
+
+    def __init__(self, device: torch.device) -> None:
+        import lightning as L
+
+        outer = self
+
+        class Timer(L.Callback):
+            def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+                _sync(device)
+                outer.start = time.perf_counter()
+
+            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+                _sync(device)
+                now = time.perf_counter()
+                outer.step.append(now - outer.start)
+                if outer.last_end is not None:
+                    outer.interval.append(now - outer.last_end)
+                outer.last_end = now
+
+        self.callback = Timer()
+        self.start = 0.0
+        self.last_end: float | None = None
+        self.step: list[float] = []
+        self.interval: list[float] = []
+
+
+def _loader(dataset: torch.utils.data.Dataset, batch: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=0, drop_last=True)
+
+
+def lightning_steps(model: nn.Module, loader: Any, steps: int, warmup: int, device: torch.device,
+                    log_dir: str) -> tuple[list[float], list[float]]:
+    """(step seconds, step-to-step seconds) of the steady-state steps of a real `Trainer.fit`, set up as
+    `zoo.fit` does (CSV logger, default logging interval), without validation or checkpoints."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    timer = _StepTimer(device)
+    trainer = L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1,
+        limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, logger=CSVLogger(log_dir, name="speed"), callbacks=[timer.callback],
+    )
+    trainer.fit(model, train_dataloaders=loader)
+    return timer.step[warmup:], timer.interval[max(warmup - 1, 0):][:steps]
+
+
+class _StandInTrainer:
+    """What zoo's training steps read from `self.trainer` in the plain loop (see the module docstring)."""
+
+    def __init__(self, optimizers: list, lr_scheduler_configs: list) -> None:
+        from types import SimpleNamespace
+
+        self.optimizers = optimizers
+        self.lr_scheduler_configs = lr_scheduler_configs
+        self.fit_loop = SimpleNamespace(total_batch_idx=0)
+        self.global_step = 0
+        self.current_epoch = 0
+        self.world_size = 1
+        self.datamodule = None
+        self.ckpt_path = None
+        self.training = True
+        self.sanity_checking = False
+        self.num_devices = 1
+
+
+@contextlib.contextmanager
+def plain_hooks(model: nn.Module) -> Iterator[tuple[list, list, _StandInTrainer]]:
+    """Lightning's plumbing on `model` replaced by plain objects for the duration (see the module
+    docstring); yields (optimizers, schedulers, stand-in trainer)."""
+    from lightning.pytorch.core import optimizer as lo
+
+    optimizers, schedulers_raw, monitor = lo._configure_optimizers(model.configure_optimizers())
+    scheduler_configs = (lo._configure_schedulers_automatic_opt(schedulers_raw, monitor) if model.automatic_optimization
+                         else lo._configure_schedulers_manual_opt(schedulers_raw))
+    schedulers = [c.scheduler for c in scheduler_configs]
+    stand_in = _StandInTrainer(optimizers, scheduler_configs)
+
+    def manual_backward(loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        loss.backward(*args, **kwargs)
+        model.on_after_backward()
+
+    patches = {
+        "optimizers": lambda use_pl_optimizer=True: optimizers[0] if len(optimizers) == 1 else optimizers,
+        "lr_schedulers": lambda: None if not schedulers else schedulers[0] if len(schedulers) == 1 else schedulers,
+        "manual_backward": manual_backward,
+        "log": lambda *a, **k: None,
+        "log_dict": lambda *a, **k: None,
+    }
+    saved_trainer = model._trainer
+    for name, fn in patches.items():
+        setattr(model, name, fn)
+    model._trainer = stand_in  # type: ignore[assignment]
+    try:
+        yield optimizers, scheduler_configs, stand_in
+    finally:
+        model._trainer = saved_trainer
+        for name in patches:
+            with contextlib.suppress(AttributeError):
+                delattr(model, name)
+
+
+def plain_steps(model: nn.Module, loader: Any, steps: int, warmup: int, device: torch.device) -> tuple[list[float], list[float]]:
+    """(step seconds, step-to-step seconds) of a plain PyTorch loop over the same model, loader and
+    optimizers: the method's `training_step`, then (automatic optimization) zero_grad, backward,
+    `on_after_backward`, step, and the per-step schedulers."""
+    model.to(device)
+    model.train()
+    with plain_hooks(model) as (optimizers, scheduler_configs, stand_in):
+        model.setup("fit")
+        model.on_fit_start()
+        model.on_train_start()
+        step_s: list[float] = []
+        interval: list[float] = []
+        last_end: float | None = None
+        data = iter(loader)
+        for i in range(warmup + steps):
+            try:
+                batch = next(data)
+            except StopIteration:
+                data = iter(loader)
+                batch = next(data)
+            batch = _to_device(batch, device)
+            _sync(device)
+            t0 = time.perf_counter()
+            if model.automatic_optimization:
+                loss = model.training_step(batch, i)
+                loss = loss["loss"] if isinstance(loss, dict) else loss
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                model.on_after_backward()
+                for opt in optimizers:
+                    opt.step()
+                for config in scheduler_configs:
+                    if config.interval == "step":
+                        config.scheduler.step()
+            else:
+                model.training_step(batch, i)
+            stand_in.fit_loop.total_batch_idx += 1
+            stand_in.global_step += 1
+            _sync(device)
+            now = time.perf_counter()
+            if i >= warmup:
+                step_s.append(now - t0)
+                if last_end is not None:
+                    interval.append(now - last_end)
+            last_end = now
+    return step_s, interval
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
+    """Lightning vs plain-loop iterations/s at the recipe's batch size and crop (or the capped ones)."""
+    probe = build_model(key, cfg)
+    if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
+        return []
+    rec = recipe(probe)
+    batch = int(rec.get("batch_size", 1))
+    crop = int(rec.get("crop_size", 256))
+    used_batch = min(batch, cfg.train_batch) if cfg.train_batch else batch
+    used_crop = cfg.train_crop or crop
+    steps = cfg.train_steps or cfg.repeats
+    warmup = max(cfg.warmup, 1)  # the first step builds optimizer state and caches: never timed
+    sample = training_sample(probe, used_crop, rec)
+    del probe
+    dataset = _Repeat(sample, used_batch * (warmup + steps + 1))
+
+    _reset_peak(device)
+    model = build_model(key, cfg)
+    with tempfile.TemporaryDirectory() as log_dir:
+        light_step, light_interval = lightning_steps(model, _loader(dataset, used_batch), steps, warmup, device, log_dir)
+    del model
+    plain_model = build_model(key, cfg).to(device)
+    plain_step, plain_interval = plain_steps(plain_model, _loader(dataset, used_batch), steps, warmup, device)
+    del plain_model
+
+    def rates(seconds: list[float]) -> dict[str, float] | None:
+        return _rate(seconds, 1) if seconds else None
+
+    light, plain = rates(light_step), rates(plain_step)
+    light_iv, plain_iv = rates(light_interval), rates(plain_interval)
+    record: dict[str, Any] = {
+        "method": key, "measurement": "training", "batch": used_batch, "crop": used_crop,
+        "recipe_batch": batch, "recipe_crop": crop, "at_recipe": used_batch == batch and used_crop == crop,
+        "steps": steps, "warmup_steps": warmup,
+        "lightning_it_per_s": light, "plain_it_per_s": plain,
+        "lightning_loop_it_per_s": light_iv, "plain_loop_it_per_s": plain_iv,
+        "ratio": light["median"] / plain["median"] if light and plain else None,
+        "loop_ratio": light_iv["median"] / plain_iv["median"] if light_iv and plain_iv else None,
+        "plain_loop": "model.training_step with plain optimizers/schedulers, manual_backward = backward + "
+                      "on_after_backward, log = no-op, a stand-in trainer",
+    }
+    record.update(_peak_memory(device))
+    return [record]
+
+
+# ---------------------------------------------------------------------------------- optimization
+def measure_optimization(key: str, model: nn.Module, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
+    """Gatys (L-BFGS) and inversion (its recipe's optimizer): seconds per step over `optim_steps` steps at
+    `optim_size`², and the seconds to reach LOSS_RATIO x the first iterate's loss (steps x s/step)."""
+    if not getattr(model, "optimizes_per_image", False):
+        return []
+    g = torch.Generator().manual_seed(cfg.seed)
+    size = cfg.optim_size
+    content = torch.rand(1, 3, size, size, generator=g).to(device)
+    model.to(device)
+    options = {"steps": cfg.optim_steps, "image_size": size, "progress": False}
+    _reset_peak(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    if hasattr(model, "optimize"):
+        style = torch.rand(1, 3, size, size, generator=g).to(device)
+        result = model.optimize(content, style, **options)
+        optimizer = model.hparams.optimizer
+    elif hasattr(model, "invert"):
+        result = model.invert(content, **options)
+        optimizer = model.hparams.optimizer
+    else:
+        return []
+    _sync(device)
+    total = time.perf_counter() - t0
+    losses = [float(h["loss"]) for h in result.history if "loss" in h]
+    done = max(len(losses) - 1, 1)  # iterates after the first = steps taken
+    per_step = total / done
+    reach = next((k for k, v in enumerate(losses) if v <= LOSS_RATIO * losses[0]), None) if losses else None
+    record = {
+        "method": key, "measurement": "optimization", "optimizer": optimizer, "size": size,
+        "steps_run": done, "seconds_total": total, "seconds_per_step": per_step,
+        "loss_ratio_target": LOSS_RATIO, "steps_to_target": reach,
+        "seconds_to_target": None if reach is None else reach * per_step,
+        "final_loss_ratio": losses[-1] / losses[0] if losses and losses[0] else None,
+        "note": "total wall time / steps (the set-up of targets included); seconds_to_target = steps x s/step",
+    }
+    record.update(_peak_memory(device))
+    return [record]
+
+
+# ------------------------------------------------------------------------------------ one method
+def measure_method(key: str, cfg: SpeedConfig) -> list[dict[str, Any]]:
+    """Every measurement of one method in this process (the CLI runs each method in its own subprocess)."""
+    device = torch.device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    records: list[dict[str, Any]] = []
+    model = build_model(key, cfg).to(device)
+    model.eval()
+    if "inference" in cfg.measurements:
+        records += measure_inference(key, model, cfg, device)
+    if "optimization" in cfg.measurements:
+        records += measure_optimization(key, model, cfg, device)
+    del model
+    if "training" in cfg.measurements:
+        records += measure_training(key, cfg, device)
+    hparams = _hparams(key, cfg)
+    for r in records:
+        r["hparams_overrides"] = hparams
+        r["random_weights"] = True
+    return records
+
+
+def _worker(argv: Sequence[str]) -> int:
+    """`python -m zoo.benchmark.speed --worker KEY CONFIG_JSON OUT [--import MODULE ...]`."""
+    import importlib
+
+    key, config, out = argv[0], argv[1], argv[2]
+    for i, arg in enumerate(argv):
+        if arg == "--import":
+            importlib.import_module(argv[i + 1])
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "zoo"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    records = measure_method(key, SpeedConfig.from_json(Path(config).read_text()))
+    Path(out).write_text("\n".join(json.dumps(r) for r in records) + ("\n" if records else ""))
+    return 0
+
+
+def _run_subprocess(key: str, cfg: SpeedConfig, imports: Sequence[str], timeout: float) -> list[dict[str, Any]]:
+    """`measure_method` in a fresh Python, so the RSS high-water mark is this method's alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config, out = Path(tmp) / "config.json", Path(tmp) / "records.jsonl"
+        config.write_text(cfg.to_json())
+        cmd = [sys.executable, "-m", "zoo.benchmark.speed", "--worker", key, str(config), str(out)]
+        for module in imports:
+            cmd += ["--import", module]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return [{"method": key, "measurement": "error", "error": f"timed out after {timeout:.0f} s"}]
+        if proc.returncode != 0 or not out.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            return [{"method": key, "measurement": "error", "error": " | ".join(tail) or f"exit status {proc.returncode}"}]
+        records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        for r in records:
+            r["method_wall_s"] = time.perf_counter() - t0
+        return records
+
+
+# ----------------------------------------------------------------------------------------- a run
+def run_speed(keys: Sequence[str], cfg: SpeedConfig, out_dir: Path, *, subprocesses: bool = True,
+              imports: Sequence[str] = (), timeout: float = 900.0,
+              say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Measure `keys`, append every record to `out_dir/speed.jsonl` (with the run id, machine, date and git
+    sha) and return them."""
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError("--device cuda, but torch sees no CUDA device here: run with --device cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    say(f"measuring the dense fp32 matmul rate on {cfg.device} ...")
+    mm = matmul_rate(cfg.device)
+    cfg = replace(cfg, matmul_flops=mm["flops"])
+    say(f"  {mm['flops'] / 1e9:.1f} GFLOP/s ({mm['n']}x{mm['n']} torch.mm)")
+    common = {
+        "run": _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
+        "machine": machine_info(cfg.device), "matmul": mm, "git_sha": _git_sha(),
+        "config": {k: v for k, v in asdict(cfg).items() if k != "matmul_flops"},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{RESULTS_NAME}.jsonl"
+    records: list[dict[str, Any]] = []
+    for key in keys:
+        say(f"{key} ...")
+        t0 = time.perf_counter()
+        got = _run_subprocess(key, cfg, imports, timeout) if subprocesses else measure_method(key, cfg)
+        with path.open("a") as f:
+            for r in got:
+                r = {**r, **common, "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
+                f.write(json.dumps(r) + "\n")
+                records.append(r)
+                say("  " + _line(r))
+        say(f"  ({time.perf_counter() - t0:.0f} s)")
+    say(f"-> {path}")
+    return records
+
+
+def _fmt(stats: dict[str, float] | None, digits: int = 3) -> str:
+    if not stats:
+        return "-"
+    return f"{stats['median']:.{digits}g} [{stats['q1']:.{digits}g}-{stats['q3']:.{digits}g}]"
+
+
+def _line(r: dict[str, Any]) -> str:
+    m = r["measurement"]
+    if m == "inference":
+        frac = r.get("fraction_of_matmul")
+        return (f"inference {r['verb']} {r['size']}² x{r['batch']}: verb {_fmt(r['verb_images_per_s'])} img/s, bare "
+                f"{_fmt(r['bare_images_per_s'])} img/s, ratio {r['ratio']:.3f}"
+                + (f", {100 * frac:.1f}% of matmul" if frac is not None else ""))
+    if m == "training":
+        ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
+        return (f"training batch {r['batch']} crop {r['crop']}: lightning {_fmt(r['lightning_it_per_s'])} it/s, plain "
+                f"{_fmt(r['plain_it_per_s'])} it/s, ratio {ratio}")
+    if m == "optimization":
+        to = r["seconds_to_target"]
+        return (f"optimization {r['optimizer']} {r['size']}²: {r['seconds_per_step']:.3g} s/step, "
+                f"{'not reached' if to is None else f'{to:.3g} s'} to {r['loss_ratio_target']}x loss")
+    return f"{m}: {r.get('error', '')}"
+
+
+# ----------------------------------------------------------------------------------- the table
+def read_speed_results(path: Path) -> list[dict[str, Any]]:
+    """Every record of a speed.jsonl file (a missing file is a `ZooError` saying how to make one)."""
+    if not path.is_file():
+        raise ZooError(f"no speed results at {path}: run `python -m zoo.bench --suite speed` first")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None) -> str:
+    """The README's speed table (markdown) of one run (default: the latest), with its machine."""
+    if not records:
+        raise ZooError("the speed results are empty: run `python -m zoo.bench --suite speed` first")
+    run = run or max(r["run"] for r in records)
+    rows = [r for r in records if r["run"] == run]
+    first = rows[0]
+    mach = first["machine"]
+    lines = [
+        f"Speed run {run} (git {first.get('git_sha') or '?'}) on {mach.get('device_name')} ({mach.get('cores')} cores, "
+        f"torch {mach.get('torch')}, {mach.get('threads')} threads); dense fp32 matmul "
+        f"{first['matmul']['flops'] / 1e9:.1f} GFLOP/s. Medians [interquartile range] over "
+        f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up; random weights.",
+        "",
+        "| method | verb | size | batch | verb img/s | bare img/s | API ratio | % of matmul | train batch×crop | "
+        "Lightning it/s | plain it/s | framework ratio | s/step (optim.) | s to 0.1× loss | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    methods: list[str] = []
+    for r in rows:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        infer = [r for r in mine if r["measurement"] == "inference"]
+        train = next((r for r in mine if r["measurement"] == "training"), None)
+        optim = next((r for r in mine if r["measurement"] == "optimization"), None)
+        error = next((r for r in mine if r["measurement"] == "error"), None)
+        peak = max((r.get("peak_memory_mb") or 0 for r in mine), default=0)
+        t_cells = ["-"] * 4
+        if train:
+            mark = "" if train["at_recipe"] else f" (recipe {train['recipe_batch']}×{train['recipe_crop']})"
+            t_cells = [f"{train['batch']}×{train['crop']}{mark}", _fmt(train["lightning_it_per_s"]),
+                       _fmt(train["plain_it_per_s"]), f"{train['ratio']:.3f}" if train["ratio"] is not None else "-"]
+        o_cells = ["-", "-"]
+        if optim:
+            to = optim["seconds_to_target"]
+            o_cells = [f"{optim['seconds_per_step']:.3g} ({optim['optimizer']}, {optim['size']}²)",
+                       "not in %d steps" % optim["steps_run"] if to is None else f"{to:.3g}"]
+        peak_cell = f"{peak:.0f}" if peak else "-"
+        if error and not (infer or train or optim):
+            lines.append(f"| {method} | error: {error['error'][:80]} |" + " |" * 13)
+            continue
+        for i, r in enumerate(infer or [None]):  # type: ignore[list-item]
+            i_cells = ["-"] * 7
+            if r is not None:
+                frac = r.get("fraction_of_matmul")
+                i_cells = [r["verb"], f"{r['size']}²", str(r["batch"]), _fmt(r["verb_images_per_s"]),
+                           _fmt(r["bare_images_per_s"]), f"{r['ratio']:.3f}",
+                           f"{100 * frac:.1f}" if frac is not None else "-"]
+            rest = t_cells + o_cells + [peak_cell] if i == 0 else [""] * 7
+            lines.append("| " + " | ".join([method if i == 0 else "", *i_cells, *rest]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        sys.exit(_worker(sys.argv[2:]))
+    sys.exit("usage: python -m zoo.bench --suite speed [...] (this module's own entry is for its worker processes)")
