@@ -95,6 +95,14 @@ def test_plain_hooks_are_removed_afterwards():
         model.trainer  # noqa: B018 - back to Lightning's own property
 
 
+def test_timed_pair_interleaves_and_alternates_the_order():
+    calls: list[str] = []
+    a_s, b_s = speed.timed_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warmup=1,
+                                device=torch.device("cpu"))
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then ab, ba, ab
+    assert len(a_s) == len(b_s) == 3 and all(t >= 0 for t in a_s + b_s)
+
+
 def test_summary_statistics():
     s = speed.summary([4.0, 1.0, 3.0, 2.0])
     assert s == {"median": 2.5, "q1": 1.75, "q3": 3.25, "min": 1.0, "max": 4.0, "n": 4}

@@ -62,6 +62,7 @@ from zoo.errors import ZooError
 __all__ = [
     "SpeedConfig", "LOSS_RATIO", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "render_speed_table", "summary", "timed",
+    "timed_pair",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -141,6 +142,26 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device
         fn()
         _sync(device)
         out.append(time.perf_counter() - t0)
+    return out
+
+
+def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, warmup: int,
+               device: torch.device) -> tuple[list[float], list[float]]:
+    """Seconds of `repeats` calls of each of fn_a and fn_b, interleaved (a b, b a, a b, ...) after `warmup`
+    untimed calls of each: a ratio of the two is then not skewed by drift (clock boost, caches, a neighbour's
+    load) between two blocks of repeats."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    _sync(device)
+    out: tuple[list[float], list[float]] = ([], [])
+    for i in range(repeats):
+        order = ((0, fn_a), (1, fn_b)) if i % 2 == 0 else ((1, fn_b), (0, fn_a))
+        for slot, fn in order:
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            out[slot].append(time.perf_counter() - t0)
     return out
 
 
@@ -400,10 +421,15 @@ def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torc
             g = torch.Generator().manual_seed(cfg.seed)
             x = torch.rand(batch, 3, side, side, generator=g).to(device)
             _reset_peak(device)
-            verb_s = timed(lambda: case.verb(x), cfg.repeats, cfg.warmup, device)
             with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                 args = case.prepare(x)
-                bare_s = timed(lambda: case.network(*args), cfg.repeats, cfg.warmup, device)
+
+            def bare() -> Any:
+                with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
+                    return case.network(*args)
+
+            verb_s, bare_s = timed_pair(lambda: case.verb(x), bare, cfg.repeats, cfg.warmup, device)
+            with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                 flops = _count_flops(lambda: case.network(*args))
             verb, bare = _rate(verb_s, batch), _rate(bare_s, batch)
             record: dict[str, Any] = {
