@@ -125,13 +125,6 @@ def convert_file(key: str, files: Sequence[str], out: _PathLike, *, hparams: Map
     return folder
 
 
-def _found_files(spec: Mapping[str, Any], source: Path) -> Path | None:
-    names = [official.official_cache_path(spec).name]
-    if spec.get("member"):
-        names.insert(0, Path(spec["member"]).name)
-    return next((source / n for n in names if (source / n).is_file()), None)
-
-
 def convert_all(out: _PathLike, *, source: _PathLike | None = None, push_org: str | None = None,
                 private: bool | None = None, echo: Any = print) -> tuple[list[str], list[str], list[str]]:
     """Convert every registry entry whose official file(s) are in `source` (default ``$ZOO_CACHE/official``) into
@@ -145,7 +138,7 @@ def convert_all(out: _PathLike, *, source: _PathLike | None = None, push_org: st
         files = official.official_files(entry)
         if not files or registry.get_converter(next(iter(files.values()))["converter"]) is None:
             continue
-        found = {part: _found_files(spec, source) for part, spec in files.items()}
+        found = {part: official.present_file(spec, source) for part, spec in files.items()}
         if any(p is None for p in found.values()):
             missing.append(name)
             continue

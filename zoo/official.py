@@ -103,13 +103,13 @@ def converted_cache_dir(name: str) -> Path:
     return zoo_cache_dir() / "converted" / name
 
 
-def present_file(spec: Mapping[str, Any]) -> Path | None:
-    """The official file of `spec` already on this machine (the extracted member first), or None."""
-    member = _member_cache_path(spec)
-    for path in (member, official_cache_path(spec)):
-        if path is not None and path.is_file():
-            return path
-    return None
+def present_file(spec: Mapping[str, Any], folder: Path | None = None) -> Path | None:
+    """The official file of `spec` in `folder` (default `official_dir()`: the extracted member first, then the
+    file or archive the URL names), or None."""
+    folder = official_dir() if folder is None else folder
+    names = [Path(spec["member"]).name] if spec.get("member") else []
+    names.append(_url_name(spec))
+    return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
 @contextlib.contextmanager
@@ -163,7 +163,7 @@ def verify_sha256(path: Path, spec: Mapping[str, Any], *, is_member: bool = Fals
         return digest
     record = official_dir() / f"{cache_name}.sha256"
     if record.is_file():
-        recorded = record.read_text(encoding="utf-8").split()[0] if record.read_text(encoding="utf-8").strip() else ""
+        recorded = (record.read_text(encoding="utf-8").split() or [""])[0]
         if recorded != digest:
             raise CheckpointError(
                 f"{path} has sha256 {digest}, but the {cache_name} first used on this machine had {recorded} "
