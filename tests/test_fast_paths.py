@@ -203,3 +203,22 @@ def test_bf16_mixed_training_step_on_cpu(tmp_path, key, hparams, kind, size):
     assert any(not torch.equal(before[k], v) for k, v in after.items())  # a step was taken
     assert all(v.dtype == before[k].dtype for k, v in after.items())  # weights stay float32
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("native, precision, accelerator, warned", [
+    (False, "bf16-mixed", "cpu", True),
+    (False, "bf16-true", "cpu", True),
+    (True, "bf16-mixed", "cpu", False),
+    (False, "32-true", "cpu", False),
+    (False, "bf16-mixed", "gpu", False),
+])
+def test_fit_warns_that_bf16_is_emulated_on_this_cpu(monkeypatch, caplog, native, precision, accelerator, warned):
+    import logging
+
+    import zoo.fit
+    import zoo.module
+
+    monkeypatch.setattr(zoo.module, "native_bf16", lambda device="cpu": native)
+    with caplog.at_level(logging.WARNING, logger="zoo.fit"):
+        zoo.fit._warn_emulated_bf16(precision, accelerator)
+    assert ("without native bf16" in caplog.text) is warned

@@ -15,8 +15,9 @@ from zoo.benchmark.command import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = ["--sizes", "32", "--batches", "1", "--repeats", "1", "--warmup", "0", "--threads", "1",
-        "--train-batch", "2", "--train-crop", "128", "--optim-size", "32", "--optim-steps", "2",
+TINY = ["--sizes", "32", "--batches", "1", "--repeats", "1", "--warmup", "0", "--threads", "1", "--min-seconds", "0",
+        "--train-batch", "2", "--train-crop", "128", "--train-steps", "1", "--optim-size", "32", "--optim-steps", "2",
+        "--fast", "channels_last,bf16",
         "--set", "pix2pix.ngf=4", "--set", "pix2pix.ndf=4", "--set", "pix2pix.netG=unet_128",
         "--set", "srresnet.channels=4", "--set", "srresnet.num_blocks=1", "--set", "srresnet.d_channels=4"]
 
@@ -37,18 +38,20 @@ def run(tmp_path_factory):
 
 def test_records_have_the_machine_and_every_measurement(run):
     _, records = run
-    assert {r["measurement"] for r in records} == {"inference", "training"}, records
+    assert {r["measurement"] for r in records} == {"inference", "fast_path", "training"}, records
     for r in records:
         assert r["machine"]["cores"] >= 1 and r["machine"]["torch"] == torch.__version__ and r["machine"]["cpu"]
         assert r["date"] and "git_sha" in r and r["run"] and _finite_positive(r["matmul"]["flops"])
         assert _finite_positive(r["peak_memory_mb"]) and r["peak_memory_kind"] == "rss_high_water_of_process"
     assert {(r["method"], r["measurement"]) for r in records} == {
-        ("pix2pix", "inference"), ("pix2pix", "training"), ("srresnet", "inference"), ("srresnet", "training")}
+        (m, kind) for m in ("pix2pix", "srresnet") for kind in ("inference", "fast_path", "training")}
 
 
 def test_ratios_positive_and_finite(run):
     _, records = run
     for r in records:
+        if r["measurement"] == "fast_path":
+            continue
         assert _finite_positive(r["ratio"]), r
         if r["measurement"] == "inference":
             assert r["verb"] in ("translate", "upscale") and r["size"] == 32 and r["batch"] == 1
@@ -57,10 +60,66 @@ def test_ratios_positive_and_finite(run):
             assert _finite_positive(r["flops_per_image"]) and _finite_positive(r["fraction_of_matmul"])
         else:
             assert r["batch"] == min(r["recipe_batch"], 2) and r["crop"] == 128 and r["at_recipe"] is False
-            assert r["lightning_it_per_s"]["n"] == 1 and r["plain_it_per_s"]["n"] == 1
+            assert r["lightning_it_per_s"]["n"] == 1 and r["plain_it_per_s"]["n"] == 1 and r["interleaved"]
+            assert _finite_positive(r["step_ratio"])
+            assert r["ratio"] == pytest.approx(r["lightning_it_per_s"]["median"] / r["plain_it_per_s"]["median"])
     sr = next(r for r in records if r["method"] == "srresnet" and r["measurement"] == "inference")
     assert sr["input_size"] == [8, 8]  # size is the output side of a x4 upscaler
     assert sr["hparams_overrides"] == {"vgg_weights": None, "channels": 4, "num_blocks": 1, "d_channels": 4}
+
+
+def test_fast_paths_are_compared_with_the_default_path(run):
+    """Each requested fast path gets a gain (fast / default images/s); emulated bf16 says so and runs small."""
+    from zoo.module import native_bf16
+
+    _, records = run
+    fast = [r for r in records if r["measurement"] == "fast_path"]
+    assert sorted((r["method"], r["fast_path"]) for r in fast) == [
+        ("pix2pix", "bf16"), ("pix2pix", "channels_last"), ("srresnet", "bf16"), ("srresnet", "channels_last")]
+    for r in fast:
+        assert _finite_positive(r["gain"]) and _finite_positive(r["first_call_s"]), r
+        assert r["gain"] == pytest.approx(r["fast_images_per_s"]["median"] / r["default_images_per_s"]["median"])
+        if r["fast_path"] == "bf16" and not native_bf16("cpu"):
+            assert r["size"] == speed.EMULATED_BF16_SIZE and "emulated" in r["note"]
+        else:
+            assert r["size"] == 32
+
+
+def test_a_fast_path_that_cannot_run_is_recorded_with_why(monkeypatch):
+    import zoo.module
+
+    monkeypatch.setattr(zoo.module, "_cxx_compiler", lambda: None)
+    cfg = speed.SpeedConfig(sizes=(32,), repeats=1, warmup=0, min_seconds=0, fast_paths=("compile",),
+                            measurements=("fast_path",), overrides={"srresnet": {"channels": 4, "num_blocks": 1}})
+    (record,) = speed.measure_method("srresnet", cfg)
+    assert record["fast_path"] == "compile" and "C++ compiler" in record["skipped"] and "gain" not in record
+    table = "\n".join(speed.render_fast_path_table([record]))
+    assert "not run" in table and "C++ compiler" in table
+
+
+def test_training_interleaves_lightning_and_plain_steps(tmp_path):
+    """One plain iteration beside each Lightning step, after it on even steps and before it on odd ones."""
+    import zoo
+
+    calls: list[str] = []
+
+    def tiny() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return zoo.create("pix2pix", ngf=4, ndf=4, netG="unet_128")
+
+    light, plain = tiny(), tiny()
+    for model, tag in ((light, "L"), (plain, "P")):
+        step = model.training_step
+        model.training_step = lambda batch, i, _step=step, _tag=tag: (calls.append(_tag), _step(batch, i))[1]
+    sample = speed.training_sample(light, 128, speed.recipe(light))
+    dataset = speed._Repeat(sample, 8)
+    times = speed.interleaved_training(light, plain, speed._loader(dataset, 2), speed._loader(dataset, 2),
+                                       steps=3, warmup=1, device=torch.device("cpu"), log_dir=str(tmp_path))
+    assert "".join(calls) == "LPPLLPPL"
+    assert {k: len(v) for k, v in times.items()} == {
+        "lightning_step": 3, "lightning_iteration": 3, "plain_step": 3, "plain_iteration": 3}
+    for k in ("lightning", "plain"):  # an iteration (with its batch fetch) takes at least its step
+        assert all(it >= st > 0 for it, st in zip(times[f"{k}_iteration"], times[f"{k}_step"]))
 
 
 def test_table_renders_the_latest_run(run, capsys):
@@ -69,8 +128,9 @@ def test_table_renders_the_latest_run(run, capsys):
     table = capsys.readouterr().out
     assert "| method |" in table and "| pix2pix | translate | 32²" in table and "| srresnet | upscale |" in table
     assert records[0]["machine"]["device_name"] in table
+    assert "| channels_last gain | bf16 gain |" in table and "| pix2pix | translate | 32² | 1 |" in table
     older = [{**r, "run": "0"} for r in records]  # an older run is not shown
-    assert speed.render_speed_table(older + records).count("| pix2pix |") == 1
+    assert speed.render_speed_table(older + records).count("| pix2pix |") == 2  # the speed and fast-path tables
 
 
 def test_optimization_measurement_in_process():
@@ -103,6 +163,13 @@ def test_timed_pair_interleaves_and_alternates_the_order():
     assert len(a_s) == len(b_s) == 3 and all(t >= 0 for t in a_s + b_s)
 
 
+def test_timed_pair_repeats_quick_calls_up_to_a_cap():
+    calls: list[str] = []
+    a_s, b_s = speed.timed_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=2, warmup=0,
+                                device=torch.device("cpu"), min_seconds=60.0, max_repeats=4)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"] and len(a_s) == len(b_s) == 4
+
+
 def test_summary_statistics():
     s = speed.summary([4.0, 1.0, 3.0, 2.0])
     assert s == {"median": 2.5, "q1": 1.75, "q3": 3.25, "min": 1.0, "max": 4.0, "n": 4}
@@ -116,6 +183,8 @@ def test_summary_statistics():
     (["--suite", "speed", "--set", "pix2pix"], "--set"),
     (["--suite", "speed", "--measure", "speedup"], "--measure"),
     (["--suite", "speed", "--repeats", "0"], "--repeats"),
+    (["--suite", "speed", "--fast", "fp8"], "--fast"),
+    (["--suite", "speed", "--min-seconds", "-1"], "--min-seconds"),
     (["--suite", "mini", "--sizes", "256"], "--suite speed"),
 ])
 def test_bad_flags_exit_2_with_a_message(argv, message, tmp_path, capsys):

@@ -18,7 +18,7 @@ from torch import nn
 
 from zoo.training import capture_rng_state, restore_rng_state
 
-__all__ = ["ZooModule", "DEFAULT_IO", "check_compile_support"]
+__all__ = ["ZooModule", "DEFAULT_IO", "check_compile_support", "native_bf16"]
 
 log = logging.getLogger("zoo")
 
@@ -236,6 +236,16 @@ def check_compile_support(backend: Any = "inductor", device: torch.device | str 
             "torch.compile on CPU needs a C++ compiler (g++ or clang++) and none was found: install one "
             "(e.g. apt-get install g++), set $CXX to it, or run without --compile"
         )
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether `device` computes in bfloat16 natively (CUDA: `torch.cuda.is_bf16_supported`; CPU: oneDNN's
+    check for AVX512-BF16/AMX). Without it, bf16 autocast on CPU is emulated and many times slower than fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
 
 
 def _cxx_compiler() -> str | None:

@@ -4,7 +4,7 @@
     python -m zoo.bench --models 'pix2pix-*' --suite facades --metrics fid,kid,lpips,psnr,ssim
     python -m zoo.bench --models runs/pix2pix/pretrained --suite mini --devices 2 --strategy ddp
     python -m zoo.bench --leaderboard                                  # only regenerate LEADERBOARD.md
-    python -m zoo.bench --suite speed [--models 'pix2pix,adain'] [--device cuda] [--sizes 256,512 --batches 1,8]
+    python -m zoo.bench --suite speed [--models 'pix2pix,adain'] [--device cuda] [--sizes 256 --batches 1] [--fast channels_last]
     python -m zoo.bench --suite speed --table                          # the README table of the last speed run
 
 Every number printed and written names its protocol and whether it is comparable with published
@@ -70,22 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     speed = p.add_argument_group(
         "speed suite (--suite speed: zoo.benchmark.speed; --models are method keys, results in OUT/results/speed.jsonl)")
     speed.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
-    speed.add_argument("--sizes", default=None, help="comma-separated image sides (default: 256; the issue's grid: 256,512)")
-    speed.add_argument("--batches", default=None, help="comma-separated batch sizes (default: 1; the issue's grid: 1,8)")
+    speed.add_argument("--sizes", default=None, help="comma-separated image sides (default: 256,512)")
+    speed.add_argument("--batches", default=None, help="comma-separated batch sizes (default: 1,8)")
     speed.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default: 3)")
     speed.add_argument("--warmup", type=int, default=None, help="untimed runs before them (default: 1)")
-    speed.add_argument("--train-steps", type=int, default=None, help="timed training steps (default: --repeats)")
+    speed.add_argument("--min-seconds", type=float, default=None,
+                       help="repeat quick inference calls (up to 5 x --repeats) until they add up to this (default: 5)")
+    speed.add_argument("--train-steps", type=int, default=None, help="timed training steps of each loop, interleaved (default: 6)")
     speed.add_argument("--train-batch", type=int, default=None,
                        help="cap the recipe's training batch size (recorded). Default: 2 on CPU (a full run in minutes), "
                             "the recipe's on GPU")
     speed.add_argument("--train-crop", type=int, default=None, help="training crop instead of the recipe's (recorded)")
     speed.add_argument("--optim-size", type=int, default=None, help="Gatys/inversion image side (default: 64)")
     speed.add_argument("--optim-steps", type=int, default=None, help="Gatys/inversion optimizer steps (default: 20)")
-    speed.add_argument("--measure", default=None, help="comma-separated subset of inference,training,optimization")
+    speed.add_argument("--measure", default=None,
+                       help="comma-separated subset of inference,fast_path,training,optimization (default: all)")
+    speed.add_argument("--fast", default=None,
+                       help="comma-separated fast paths that fast_path compares with the default path "
+                            "(default: channels_last,compile,bf16)")
     speed.add_argument("--set", action="append", default=None, metavar="METHOD.HPARAM=VALUE",
                        help="a hyperparameter of one method (repeatable), e.g. --set pix2pix.ngf=8; recorded")
     speed.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    speed.add_argument("--timeout", type=float, default=None, help="seconds per method before it is recorded as an error (default: 900)")
+    speed.add_argument("--timeout", type=float, default=None, help="seconds per method before it is recorded as an error (default: 3600)")
     speed.add_argument("--import", dest="imports", action="append", default=None, metavar="MODULE",
                        help="a module to import in each method's process first (one that registers more methods)")
     speed.add_argument("--table", action="store_true", help="print the README table of the latest speed run (alone: only that)")
@@ -95,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: the CPU default cap on the recipe's training batch (colorization's 40 x 176² would take minutes a step)
 CPU_TRAIN_BATCH = 2
 _SPEED_FLAGS = ("device", "sizes", "batches", "repeats", "warmup", "train_steps", "train_batch", "train_crop", "optim_size",
-                "optim_steps", "measure", "set", "threads", "timeout", "imports")
+                "optim_steps", "measure", "fast", "min_seconds", "set", "threads", "timeout", "imports")
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -111,7 +117,7 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 def speed_config(args: argparse.Namespace) -> Any:
     """The `SpeedConfig` of the command line, validated (mistakes raise `ZooError`)."""
-    from zoo.benchmark.speed import SpeedConfig, parse_sets
+    from zoo.benchmark.speed import FAST_PATHS, SpeedConfig, parse_sets
 
     cfg = SpeedConfig()
     kw: dict[str, Any] = {}
@@ -136,6 +142,16 @@ def speed_config(args: argparse.Namespace) -> Any:
         if bad or not chosen:
             raise ZooError(f"--measure takes a subset of {','.join(cfg.measurements)}, got {args.measure!r}")
         kw["measurements"] = chosen
+    if args.min_seconds is not None:
+        if not args.min_seconds >= 0:
+            raise ZooError(f"--min-seconds must be 0 or more seconds, got {args.min_seconds}")
+        kw["min_seconds"] = args.min_seconds
+    if args.fast is not None:
+        paths = tuple(p.strip() for p in args.fast.split(",") if p.strip())
+        bad = [p for p in paths if p not in FAST_PATHS]
+        if bad or not paths:
+            raise ZooError(f"--fast takes a subset of {','.join(FAST_PATHS)}, got {args.fast!r}")
+        kw["fast_paths"] = paths
     if args.set:
         kw["overrides"] = parse_sets(args.set)
     if args.train_batch is None and kw.get("device", cfg.device).startswith("cpu"):
@@ -166,7 +182,7 @@ def run_speed_command(args: argparse.Namespace) -> int:
     for key in cfg.overrides:
         if key not in keys:
             raise ZooError(f"--set names {key!r}, which is not among the measured methods ({', '.join(keys)})")
-    run_speed(keys, cfg, path.parent, imports=args.imports or [], timeout=args.timeout or 900.0)
+    run_speed(keys, cfg, path.parent, imports=args.imports or [], timeout=args.timeout or 3600.0)
     print()
     print(render_speed_table(read_speed_results(path)), end="")
     return 0

@@ -1,8 +1,8 @@
 """The speed suite behind `python -m zoo.bench --suite speed`: how fast every method infers and trains.
 
-    python -m zoo.bench --suite speed                                   # CPU defaults: 256², batch 1, 3 repeats
-    python -m zoo.bench --suite speed --models 'pix2pix,adain' --sizes 256,512 --batches 1,8 --repeats 5
-    python -m zoo.bench --suite speed --device cuda --sizes 256,512 --batches 1,8
+    python -m zoo.bench --suite speed                                   # every method: 256² and 512², batch 1 and 8
+    python -m zoo.bench --suite speed --models 'pix2pix,adain' --sizes 256 --batches 1 --repeats 5
+    python -m zoo.bench --suite speed --device cuda --models 'pix2pix,cyclegan,adain,johnson' --fast channels_last,bf16
     python -m zoo.bench --suite speed --table                           # only print the README table of the last run
 
 Per method key (built with `zoo.create(key)` at the paper's widths, random weights) it measures, each in
@@ -14,10 +14,14 @@ its own record of `benchmarks/results/speed.jsonl`:
   the API overhead. Achieved FLOP/s of the bare network (FLOPs of one forward, counted by
   `torch.utils.flop_counter.FlopCounterMode`, times its rate) as a fraction of the machine's dense
   fp32 matmul rate, measured once at the start of the run.
+- `fast_path`: for each of channels_last, compile and bf16 autocast, the verb's images/s on a fresh model
+  with the fast path against the default model (interleaved, first size and batch); `gain` = fast /
+  default. bf16 on a device without native bf16 is measured small (it is emulated, and slow).
 - `training`: iterations/s of the Lightning step (a real `lightning.Trainer` fit, as `zoo.fit` runs it
   with its CSV logger, on an in-memory dataset of the recipe's batch size and crop) and of a plain
-  PyTorch loop over the same model, data loader and optimizers; `ratio` = lightning / plain is the
-  framework overhead. The plain loop calls the method's own `training_step` (so the networks, losses and
+  PyTorch loop over its own copy of the model, its own data loader and optimizers, one plain iteration
+  beside each Lightning step (L P, P L, ...); `ratio` = lightning / plain iterations/s (batch fetch and
+  the loop's own work included; `step_ratio`: the steps alone) is the framework overhead. The plain loop calls the method's own `training_step` (so the networks, losses and
   update order are the method's) with Lightning's plumbing replaced: `optimizers()` and
   `lr_schedulers()` return the plain objects built from `configure_optimizers()`, `manual_backward` is
   `loss.backward()` followed by the `on_after_backward` hook, `self.log`/`log_dict` do nothing, and a
@@ -60,7 +64,7 @@ from torch import nn
 from zoo.errors import ZooError
 
 __all__ = [
-    "SpeedConfig", "LOSS_RATIO", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
+    "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "render_speed_table", "summary", "timed",
     "timed_pair",
 ]
@@ -68,6 +72,8 @@ __all__ = [
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
 LOSS_RATIO = 0.1
 RESULTS_NAME = "speed"
+#: The fast paths the suite measures for inference, each against the default path in the same process.
+FAST_PATHS: tuple[str, ...] = ("channels_last", "compile", "bf16")
 #: `srgan` is measured in its own stage (perceptual + adversarial loss, D then G); `zoo.create("srgan")`
 #: defaults to stage 1, which `srresnet` already measures.
 DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {"srgan": {"stage": "srgan"}}
@@ -75,16 +81,18 @@ DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {"srgan": {"stage": "srgan"}}
 
 @dataclass(frozen=True)
 class SpeedConfig:
-    """What one speed run measures. CPU defaults keep a run of every method near 10-15 minutes on 2 cores;
-    `--sizes 256,512 --batches 1,8` gives the issue's full grid (GPU, or a long CPU run)."""
+    """What one speed run measures. The defaults are the full grid (256² and 512², batch 1 and 8): about an
+    hour for every method on 2 CPU cores; `--sizes 256 --batches 1` takes about a third of that."""
 
     device: str = "cpu"
-    sizes: tuple[int, ...] = (256,)
-    batches: tuple[int, ...] = (1,)
+    sizes: tuple[int, ...] = (256, 512)
+    batches: tuple[int, ...] = (1, 8)
     repeats: int = 3
     warmup: int = 1
-    #: timed training steps (after `warmup` untimed ones); None: `repeats`
-    train_steps: int | None = None
+    #: inference: quick calls are repeated (up to 5 x `repeats`) until the timed calls add up to this
+    min_seconds: float = 5.0
+    #: timed training steps of each loop, interleaved (after `warmup` untimed ones)
+    train_steps: int = 6
     #: None: the recipe's; an int caps it (recorded: the result is then not at the recipe's batch/crop)
     train_batch: int | None = None
     train_crop: int | None = None
@@ -93,7 +101,9 @@ class SpeedConfig:
     optim_steps: int = 20
     #: {method key: {hparam: value}} from --set key.hparam=value
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    measurements: tuple[str, ...] = ("inference", "training", "optimization")
+    measurements: tuple[str, ...] = ("inference", "fast_path", "training", "optimization")
+    #: the fast paths that the `fast_path` measurement compares with the default path
+    fast_paths: tuple[str, ...] = FAST_PATHS
     #: the machine's dense fp32 matmul rate (FLOP/s), measured by the parent process
     matmul_flops: float | None = None
     threads: int | None = None
@@ -105,7 +115,7 @@ class SpeedConfig:
     @classmethod
     def from_json(cls, text: str) -> "SpeedConfig":
         raw = json.loads(text)
-        for key in ("sizes", "batches", "measurements"):
+        for key in ("sizes", "batches", "measurements", "fast_paths"):
             raw[key] = tuple(raw[key])
         return cls(**raw)
 
@@ -146,22 +156,29 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device
 
 
 def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, warmup: int,
-               device: torch.device) -> tuple[list[float], list[float]]:
+               device: torch.device, min_seconds: float = 0.0, max_repeats: int | None = None,
+               ) -> tuple[list[float], list[float]]:
     """Seconds of `repeats` calls of each of fn_a and fn_b, interleaved (a b, b a, a b, ...) after `warmup`
     untimed calls of each: a ratio of the two is then not skewed by drift (clock boost, caches, a neighbour's
-    load) between two blocks of repeats."""
+    load) between two blocks of repeats. Quick calls are repeated more: until the timed calls of both add
+    up to `min_seconds`, at most `max_repeats` (default 5 x `repeats`) times each."""
     for _ in range(warmup):
         fn_a()
         fn_b()
     _sync(device)
+    most = max(repeats, max_repeats if max_repeats is not None else 5 * repeats)
     out: tuple[list[float], list[float]] = ([], [])
-    for i in range(repeats):
+    total = 0.0
+    i = 0
+    while i < repeats or (total < min_seconds and i < most):
         order = ((0, fn_a), (1, fn_b)) if i % 2 == 0 else ((1, fn_b), (0, fn_a))
         for slot, fn in order:
             t0 = time.perf_counter()
             fn()
             _sync(device)
             out[slot].append(time.perf_counter() - t0)
+            total += out[slot][-1]
+        i += 1
     return out
 
 
@@ -428,7 +445,8 @@ def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torc
                 with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                     return case.network(*args)
 
-            verb_s, bare_s = timed_pair(lambda: case.verb(x), bare, cfg.repeats, cfg.warmup, device)
+            verb_s, bare_s = timed_pair(lambda: case.verb(x), bare, cfg.repeats, cfg.warmup, device,
+                                        min_seconds=cfg.min_seconds)
             with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                 flops = _count_flops(lambda: case.network(*args))
             verb, bare = _rate(verb_s, batch), _rate(bare_s, batch)
@@ -503,54 +521,8 @@ def training_sample(model: nn.Module, crop: int, rec: dict[str, Any]) -> dict[st
     return {"A": to_range(rand(crop)[None], rng)[0], "B": to_range(rand(crop)[None], rng)[0]}
 
 
-class _StepTimer:
-    """Lightning callback: seconds of each training step (on_train_batch_start to on_train_batch_end) and
-    between consecutive step ends (the loop's own work and the data fetch included)."""
-
-    def __init__(self, device: torch.device) -> None:
-        import lightning as L
-
-        outer = self
-
-        class Timer(L.Callback):
-            def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-                _sync(device)
-                outer.start = time.perf_counter()
-
-            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-                _sync(device)
-                now = time.perf_counter()
-                outer.step.append(now - outer.start)
-                if outer.last_end is not None:
-                    outer.interval.append(now - outer.last_end)
-                outer.last_end = now
-
-        self.callback = Timer()
-        self.start = 0.0
-        self.last_end: float | None = None
-        self.step: list[float] = []
-        self.interval: list[float] = []
-
-
 def _loader(dataset: torch.utils.data.Dataset, batch: int) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=0, drop_last=True)
-
-
-def lightning_steps(model: nn.Module, loader: Any, steps: int, warmup: int, device: torch.device,
-                    log_dir: str) -> tuple[list[float], list[float]]:
-    """(step seconds, step-to-step seconds) of the steady-state steps of a real `Trainer.fit`, set up as
-    `zoo.fit` does (CSV logger, default logging interval), without validation or checkpoints."""
-    import lightning as L
-    from lightning.pytorch.loggers import CSVLogger
-
-    timer = _StepTimer(device)
-    trainer = L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1,
-        limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, logger=CSVLogger(log_dir, name="speed"), callbacks=[timer.callback],
-    )
-    trainer.fit(model, train_dataloaders=loader)
-    return timer.step[warmup:], timer.interval[max(warmup - 1, 0):][:steps]
 
 
 class _StandInTrainer:
@@ -608,53 +580,128 @@ def plain_hooks(model: nn.Module) -> Iterator[tuple[list, list, _StandInTrainer]
                 delattr(model, name)
 
 
-def plain_steps(model: nn.Module, loader: Any, steps: int, warmup: int, device: torch.device) -> tuple[list[float], list[float]]:
-    """(step seconds, step-to-step seconds) of a plain PyTorch loop over the same model, loader and
-    optimizers: the method's `training_step`, then (automatic optimization) zero_grad, backward,
-    `on_after_backward`, step, and the per-step schedulers."""
-    model.to(device)
-    model.train()
-    with plain_hooks(model) as (optimizers, scheduler_configs, stand_in):
+class _PlainLoop:
+    """A plain PyTorch loop over `model` (inside `plain_hooks`), one iteration per `step()`: fetch the next
+    batch, move it to the device, the method's `training_step`, then (automatic optimization) zero_grad,
+    backward, `on_after_backward`, step, and the per-step schedulers."""
+
+    def __init__(self, model: nn.Module, loader: Any, device: torch.device, optimizers: list,
+                 scheduler_configs: list, stand_in: _StandInTrainer) -> None:
+        self.model, self.loader, self.device = model, loader, device
+        self.optimizers, self.scheduler_configs, self.stand_in = optimizers, scheduler_configs, stand_in
+        self.data = iter(loader)
+        self.index = 0
+        model.to(device)
+        model.train()
         model.setup("fit")
         model.on_fit_start()
         model.on_train_start()
-        step_s: list[float] = []
-        interval: list[float] = []
-        last_end: float | None = None
-        data = iter(loader)
-        for i in range(warmup + steps):
-            try:
-                batch = next(data)
-            except StopIteration:
-                data = iter(loader)
-                batch = next(data)
-            batch = _to_device(batch, device)
-            _sync(device)
-            t0 = time.perf_counter()
-            if model.automatic_optimization:
-                loss = model.training_step(batch, i)
-                loss = loss["loss"] if isinstance(loss, dict) else loss
-                for opt in optimizers:
-                    opt.zero_grad(set_to_none=True)
-                loss.backward()
-                model.on_after_backward()
-                for opt in optimizers:
-                    opt.step()
-                for config in scheduler_configs:
-                    if config.interval == "step":
-                        config.scheduler.step()
-            else:
-                model.training_step(batch, i)
-            stand_in.fit_loop.total_batch_idx += 1
-            stand_in.global_step += 1
-            _sync(device)
-            now = time.perf_counter()
-            if i >= warmup:
-                step_s.append(now - t0)
-                if last_end is not None:
-                    interval.append(now - last_end)
-            last_end = now
-    return step_s, interval
+
+    def step(self) -> tuple[float, float]:
+        """(seconds of the step alone, seconds of the whole iteration with the batch fetch)."""
+        _sync(self.device)
+        start = time.perf_counter()
+        try:
+            batch = next(self.data)
+        except StopIteration:
+            self.data = iter(self.loader)
+            batch = next(self.data)
+        batch = _to_device(batch, self.device)
+        _sync(self.device)
+        t0 = time.perf_counter()
+        model = self.model
+        if model.automatic_optimization:
+            loss = model.training_step(batch, self.index)
+            loss = loss["loss"] if isinstance(loss, dict) else loss
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            model.on_after_backward()
+            for opt in self.optimizers:
+                opt.step()
+            for config in self.scheduler_configs:
+                if config.interval == "step":
+                    config.scheduler.step()
+        else:
+            model.training_step(batch, self.index)
+        self.index += 1
+        self.stand_in.fit_loop.total_batch_idx += 1
+        self.stand_in.global_step += 1
+        _sync(self.device)
+        end = time.perf_counter()
+        return end - t0, end - start
+
+
+class _Interleaved:
+    """Lightning callback that runs one plain-loop iteration beside each Lightning step, before it on odd
+    steps and after it on even ones (L P, P L, L P, ...), so drift of the machine's speed (clock boost,
+    caches, a neighbour's load) falls on both alike. Lightning's step is timed from on_train_batch_start to
+    on_train_batch_end, its iteration from one step end to the next with the plain work in between taken
+    out; the first `warmup` iterations of each are not kept."""
+
+    def __init__(self, plain: _PlainLoop, warmup: int, device: torch.device) -> None:
+        import lightning as L
+
+        outer = self
+        self.plain, self.warmup, self.device = plain, warmup, device
+        self.light_step: list[float] = []
+        self.light_iteration: list[float] = []
+        self.plain_step: list[float] = []
+        self.plain_iteration: list[float] = []
+        self.start = 0.0
+        self.last_end: float | None = None
+        self.excluded = 0.0
+
+        class Callback(L.Callback):
+            def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+                if batch_idx % 2 == 1:
+                    outer._plain(batch_idx)
+                _sync(device)
+                outer.start = time.perf_counter()
+
+            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+                _sync(device)
+                now = time.perf_counter()
+                if batch_idx >= outer.warmup:
+                    outer.light_step.append(now - outer.start)
+                    if outer.last_end is not None:
+                        outer.light_iteration.append(now - outer.last_end - outer.excluded)
+                outer.last_end, outer.excluded = now, 0.0
+                if batch_idx % 2 == 0:
+                    outer._plain(batch_idx)
+
+        self.callback = Callback()
+
+    def _plain(self, batch_idx: int) -> None:
+        t0 = time.perf_counter()
+        step, iteration = self.plain.step()
+        if batch_idx >= self.warmup:
+            self.plain_step.append(step)
+            self.plain_iteration.append(iteration)
+        self.excluded += time.perf_counter() - t0
+
+
+def interleaved_training(light_model: nn.Module, plain_model: nn.Module, loader: Any, plain_loader: Any, steps: int,
+                         warmup: int, device: torch.device, log_dir: str) -> dict[str, list[float]]:
+    """Seconds of `steps` steady-state training steps (and whole iterations) of a real `Trainer.fit` on
+    `light_model`, set up as `zoo.fit` does (CSV logger, default logging interval; no validation or
+    checkpoints), interleaved with as many plain-loop iterations on `plain_model` (the same method and
+    hyperparameters, its own copy) over the same data (`plain_loader`: a loader of its own)."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    with plain_hooks(plain_model) as (optimizers, scheduler_configs, stand_in):
+        plain = _PlainLoop(plain_model, plain_loader, device, optimizers, scheduler_configs, stand_in)
+        pair = _Interleaved(plain, warmup, device)
+        trainer = L.Trainer(
+            accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1,
+            limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            logger=CSVLogger(log_dir, name="speed"), callbacks=[pair.callback],
+        )
+        trainer.fit(light_model, train_dataloaders=loader)
+    return {"lightning_step": pair.light_step, "lightning_iteration": pair.light_iteration,
+            "plain_step": pair.plain_step, "plain_iteration": pair.plain_iteration}
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -677,36 +724,36 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
     crop = int(rec.get("crop_size", 256))
     used_batch = min(batch, cfg.train_batch) if cfg.train_batch else batch
     used_crop = cfg.train_crop or crop
-    steps = cfg.train_steps or cfg.repeats
+    steps = cfg.train_steps
     warmup = max(cfg.warmup, 1)  # the first step builds optimizer state and caches: never timed
     sample = training_sample(probe, used_crop, rec)
     del probe
     dataset = _Repeat(sample, used_batch * (warmup + steps + 1))
 
     _reset_peak(device)
-    model = build_model(key, cfg)
+    light_model = build_model(key, cfg)
+    plain_model = build_model(key, cfg)  # same seed: the same weights as light_model
     with tempfile.TemporaryDirectory() as log_dir:
-        light_step, light_interval = lightning_steps(model, _loader(dataset, used_batch), steps, warmup, device, log_dir)
-    del model
-    plain_model = build_model(key, cfg).to(device)
-    plain_step, plain_interval = plain_steps(plain_model, _loader(dataset, used_batch), steps, warmup, device)
-    del plain_model
+        times = interleaved_training(light_model, plain_model, _loader(dataset, used_batch),
+                                     _loader(dataset, used_batch), steps, warmup, device, log_dir)
+    del light_model, plain_model
 
     def rates(seconds: list[float]) -> dict[str, float] | None:
         return _rate(seconds, 1) if seconds else None
 
-    light, plain = rates(light_step), rates(plain_step)
-    light_iv, plain_iv = rates(light_interval), rates(plain_interval)
+    light, plain = rates(times["lightning_iteration"]), rates(times["plain_iteration"])
+    light_step, plain_step = rates(times["lightning_step"]), rates(times["plain_step"])
     record: dict[str, Any] = {
         "method": key, "measurement": "training", "batch": used_batch, "crop": used_crop,
         "recipe_batch": batch, "recipe_crop": crop, "at_recipe": used_batch == batch and used_crop == crop,
-        "steps": steps, "warmup_steps": warmup,
+        "steps": steps, "warmup_steps": warmup, "interleaved": True,
         "lightning_it_per_s": light, "plain_it_per_s": plain,
-        "lightning_loop_it_per_s": light_iv, "plain_loop_it_per_s": plain_iv,
+        "lightning_step_per_s": light_step, "plain_step_per_s": plain_step,
         "ratio": light["median"] / plain["median"] if light and plain else None,
-        "loop_ratio": light_iv["median"] / plain_iv["median"] if light_iv and plain_iv else None,
+        "step_ratio": light_step["median"] / plain_step["median"] if light_step and plain_step else None,
         "plain_loop": "model.training_step with plain optimizers/schedulers, manual_backward = backward + "
-                      "on_after_backward, log = no-op, a stand-in trainer",
+                      "on_after_backward, log = no-op, a stand-in trainer; one plain iteration beside each "
+                      "Lightning step (L P, P L, ...)",
     }
     record.update(_peak_memory(device))
     return [record]
@@ -753,6 +800,70 @@ def measure_optimization(key: str, model: nn.Module, cfg: SpeedConfig, device: t
     return [record]
 
 
+# ------------------------------------------------------------------------------------- fast paths
+#: Without native bf16 (no AVX512-BF16/AMX on this CPU) autocast emulates it at a small fraction of fp32
+#: speed: measured at this side, one timed call, so a run does not spend minutes showing it.
+EMULATED_BF16_SIZE = 64
+
+
+def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
+    """For each of `cfg.fast_paths`: verb images/s with the fast path on a fresh model against the default
+    model on the same input (at the first size and batch), interleaved; `gain` = fast / default. Compile
+    records the first call's seconds (compilation). A path that cannot run here is recorded with why."""
+    from zoo.module import native_bf16
+
+    default = build_model(key, cfg).to(device).eval()
+    base_case = inference_case(default)
+    if base_case is None:
+        return []
+    records = []
+    for path in cfg.fast_paths:
+        size, batch, repeats, warmup = cfg.sizes[0], cfg.batches[0], cfg.repeats, cfg.warmup
+        record: dict[str, Any] = {"method": key, "measurement": "fast_path", "fast_path": path,
+                                  "verb": base_case.verb_name}
+        autocast: Callable[[], Any] = contextlib.nullcontext
+        model = build_model(key, cfg).to(device).eval()
+        try:
+            if path == "channels_last":
+                model.to_channels_last()
+            elif path == "compile":
+                model.compile_networks(inference_only=True)
+            elif path == "bf16":
+                autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
+                if not native_bf16(device):  # zoo.module
+                    size, repeats, warmup = EMULATED_BF16_SIZE, 1, 0
+                    record["note"] = (f"no native bf16 on this {device.type} (emulated): measured at {size}², "
+                                      "one timed call")
+            else:
+                raise ZooError(f"unknown fast path {path!r}: choose from {', '.join(FAST_PATHS)}")
+        except ZooError as error:
+            records.append({**record, "skipped": str(error)})
+            continue
+        case = inference_case(model)
+        side = max(1, size // case.input_divisor)
+        g = torch.Generator().manual_seed(cfg.seed)
+        x = torch.rand(batch, 3, side, side, generator=g).to(device)
+        _reset_peak(device)
+
+        def fast() -> Any:
+            with autocast():
+                return case.verb(x)
+
+        t0 = time.perf_counter()
+        fast()  # compiles, for compile: timed alone
+        _sync(device)
+        first = time.perf_counter() - t0
+        base_s, fast_s = timed_pair(lambda: base_case.verb(x), fast, repeats, warmup, device,
+                                    min_seconds=cfg.min_seconds if repeats > 1 else 0.0)
+        base, quick = _rate(base_s, batch), _rate(fast_s, batch)
+        record.update({"size": size, "batch": batch, "default_images_per_s": base, "fast_images_per_s": quick,
+                       "gain": quick["median"] / base["median"], "first_call_s": first})
+        record.update(_peak_memory(device))
+        records.append(record)
+        del model, case
+    return records
+
+
 # ------------------------------------------------------------------------------------ one method
 def measure_method(key: str, cfg: SpeedConfig) -> list[dict[str, Any]]:
     """Every measurement of one method in this process (the CLI runs each method in its own subprocess)."""
@@ -767,6 +878,8 @@ def measure_method(key: str, cfg: SpeedConfig) -> list[dict[str, Any]]:
     if "optimization" in cfg.measurements:
         records += measure_optimization(key, model, cfg, device)
     del model
+    if "fast_path" in cfg.measurements:
+        records += measure_fast_paths(key, cfg, device)
     if "training" in cfg.measurements:
         records += measure_training(key, cfg, device)
     hparams = _hparams(key, cfg)
@@ -820,7 +933,7 @@ def _run_subprocess(key: str, cfg: SpeedConfig, imports: Sequence[str], timeout:
 
 # ----------------------------------------------------------------------------------------- a run
 def run_speed(keys: Sequence[str], cfg: SpeedConfig, out_dir: Path, *, subprocesses: bool = True,
-              imports: Sequence[str] = (), timeout: float = 900.0,
+              imports: Sequence[str] = (), timeout: float = 3600.0,
               say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Measure `keys`, append every record to `out_dir/speed.jsonl` (with the run id, machine, date and git
     sha) and return them."""
@@ -900,7 +1013,9 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         f"Speed run {run} (git {first.get('git_sha') or '?'}) on {mach.get('device_name')} ({mach.get('cores')} cores, "
         f"torch {mach.get('torch')}, {mach.get('threads')} threads); dense fp32 matmul "
         f"{first['matmul']['flops'] / 1e9:.1f} GFLOP/s. Medians [interquartile range] over "
-        f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up; random weights.",
+        f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up (training: "
+        f"{first['config'].get('train_steps') or first['config']['repeats']} steps of each loop, interleaved); "
+        "random weights.",
         "",
         "| method | verb | size | batch | verb img/s | bare img/s | API ratio | % of matmul | train batch×crop | "
         "Lightning it/s | plain it/s | framework ratio | s/step (optim.) | s to 0.1× loss | peak MB |",
@@ -940,7 +1055,49 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
                            f"{100 * frac:.1f}" if frac is not None else "-"]
             rest = t_cells + o_cells + [peak_cell] if i == 0 else [""] * 7
             lines.append("| " + " | ".join([method if i == 0 else "", *i_cells, *rest]) + " |")
+    fast = [r for r in rows if r["measurement"] == "fast_path"]
+    if fast:
+        lines += ["", *render_fast_path_table(fast)]
     return "\n".join(lines) + "\n"
+
+
+def render_fast_path_table(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Lines of the fast-path table: per method, the default verb's images/s and each path's gain
+    (fast / default, interleaved in one process), with compile's first-call seconds and any note."""
+    paths: list[str] = []
+    for r in records:
+        if r["fast_path"] not in paths:
+            paths.append(r["fast_path"])
+    lines = ["| method | verb | size | batch | default img/s | " + " | ".join(f"{p} gain" for p in paths) + " |",
+             "|---|---|---|---|---|" + "---|" * len(paths)]
+    methods: list[str] = []
+    for r in records:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    notes: list[str] = []
+    for method in methods:
+        mine = {r["fast_path"]: r for r in records if r["method"] == method}
+        ref = next((r for r in mine.values() if "gain" in r and r["size"] == max(
+            x.get("size", 0) for x in mine.values())), None)
+        cells = []
+        for p in paths:
+            r = mine.get(p)
+            if r is None:
+                cells.append("-")
+            elif "skipped" in r:
+                cells.append("not run")
+                notes.append(f"{method} {p}: {r['skipped']}")
+            else:
+                cell = f"{r['gain']:.2f}×"
+                if p == "compile":
+                    cell += f" (compile {r['first_call_s']:.0f} s)"
+                if r["size"] != (ref or r)["size"]:
+                    cell += f" at {r['size']}²"
+                cells.append(cell)
+        head = [method, (ref or next(iter(mine.values())))["verb"]]
+        head += [f"{ref['size']}²", str(ref["batch"]), _fmt(ref["default_images_per_s"])] if ref else ["-"] * 3
+        lines.append("| " + " | ".join(head + cells) + " |")
+    return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
 
 
 if __name__ == "__main__":
