@@ -188,11 +188,12 @@ def _rate(seconds: Sequence[float], items: int) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------- machine
-def matmul_rate(device: str = "cpu", n: int | None = None, repeats: int = 3) -> dict[str, Any]:
+def matmul_rate(device: str = "cpu", n: int | None = None, repeats: int = 5) -> dict[str, Any]:
     """The dense fp32 matmul rate of this machine (FLOP/s of the best of `repeats` n x n torch.mm): the
-    physical limit that achieved FLOP/s are divided by."""
+    physical limit that achieved FLOP/s are divided by. Large n and best-of-5: a smaller or single product
+    under-reads the rate (a 2048² product read 70-115 GFLOP/s on the 2-core development machine)."""
     dev = torch.device(device)
-    n = n or (8192 if dev.type == "cuda" else 2048)
+    n = n or (8192 if dev.type == "cuda" else 4096)
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(dev)
     b = torch.randn(n, n, generator=g).to(dev)
