@@ -209,6 +209,37 @@ def test_masks_give_each_region_its_own_style():
         m.stylize(content, [s1, s2], masks=left, weights=[1, 1])
 
 
+def test_styles_are_encoded_once_outside_the_tiles_and_the_memory_probe(monkeypatch):
+    """f(s) does not grow with the content: `stylize` encodes each style once, so a large style image neither
+    inflates the per-pixel memory estimate (which made a 512² AdaIN stylize tile) nor is re-encoded per tile."""
+    import zoo.tasks
+    from zoo import tiling
+
+    torch.manual_seed(0)
+    m = model().eval()
+    content, style = torch.rand(1, 3, 128, 128), torch.rand(1, 3, 256, 256)
+    encoded = m.encode_styles([style])
+    assert torch.equal(m.stylize_batch(content, encoded), m.stylize_batch(content, [style]))
+    content_only = tiling.bytes_per_pixel(lambda p: m.stylize_batch(p, encoded), multiple=8)
+    with_style = tiling.bytes_per_pixel(lambda p: m.stylize_batch(p, [style]), multiple=8)
+    assert with_style > 10 * content_only  # what the probe saw when the style was encoded inside it
+    shapes: list[tuple[int, int]] = []
+    forward = m.encoder.forward
+    monkeypatch.setattr(m.encoder, "forward", lambda x: (shapes.append(tuple(x.shape[-2:])), forward(x))[1])
+    tiles: list[int] = []
+    monkeypatch.setattr(zoo.tasks, "tiled", lambda fn, x, **k: (tiles.append(k["tile"]), tiling.tiled(fn, x, **k))[1])
+    tiling.set_budget(2 * content_only * 128 * 128 / 2**20)  # the content fits twice over
+    try:
+        whole = m.stylize(content, style)
+    finally:
+        tiling.set_budget(None)
+    assert not tiles and shapes.count((256, 256)) == 1
+    assert torch.allclose(whole, m.stylize(content, style, tile=0), atol=1e-6)
+    shapes.clear()
+    m.stylize(content, style, tile=64)
+    assert tiles == [64] and shapes.count((256, 256)) == 1 and shapes.count((64, 64)) > 1  # one encoding, 4+ tiles
+
+
 def test_bad_style_input_is_rejected_with_what_to_do():
     m = model()
     with pytest.raises(ZooError, match="needs a style image"):

@@ -39,7 +39,6 @@ and min/max. Numbers from a shared machine are rough; compare ratios, which are 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import fnmatch
@@ -65,7 +64,7 @@ from zoo.errors import ZooError
 
 __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
-    "run_speed", "read_speed_results", "render_speed_table", "summary", "timed",
+    "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
     "timed_pair",
 ]
 
@@ -298,7 +297,6 @@ def build_model(key: str, cfg: SpeedConfig) -> nn.Module:
     generator is loaded (it is random here), colorization gets a uniform ab prior (both only need the
     data or weights that a speed run does not have)."""
     import zoo
-    from zoo import registry
 
     torch.manual_seed(cfg.seed)
     model = zoo.create(key, **_hparams(key, cfg))
@@ -640,7 +638,7 @@ class _Interleaved:
     on_train_batch_end, its iteration from one step end to the next with the plain work in between taken
     out; the first `warmup` iterations of each are not kept."""
 
-    def __init__(self, plain: _PlainLoop, warmup: int, device: torch.device) -> None:
+    def __init__(self, plain: Any, warmup: int, device: torch.device) -> None:
         import lightning as L
 
         outer = self
@@ -682,27 +680,34 @@ class _Interleaved:
         self.excluded += time.perf_counter() - t0
 
 
-def interleaved_training(light_model: nn.Module, plain_model: nn.Module, loader: Any, plain_loader: Any, steps: int,
-                         warmup: int, device: torch.device, log_dir: str) -> dict[str, list[float]]:
+def fit_interleaved(light_model: nn.Module, loader: Any, other: Any, steps: int, warmup: int,
+                    device: torch.device, log_dir: str) -> dict[str, list[float]]:
     """Seconds of `steps` steady-state training steps (and whole iterations) of a real `Trainer.fit` on
     `light_model`, set up as `zoo.fit` does (CSV logger, default logging interval; no validation or
-    checkpoints), interleaved with as many plain-loop iterations on `plain_model` (the same method and
-    hyperparameters, its own copy) over the same data (`plain_loader`: a loader of its own)."""
+    checkpoints), interleaved with as many iterations of `other` (anything whose `step()` runs one and
+    returns its (step seconds, iteration seconds): zoo's plain loop, or an original implementation)."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    with plain_hooks(plain_model) as (optimizers, scheduler_configs, stand_in):
-        plain = _PlainLoop(plain_model, plain_loader, device, optimizers, scheduler_configs, stand_in)
-        pair = _Interleaved(plain, warmup, device)
-        trainer = L.Trainer(
-            accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1,
-            limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            logger=CSVLogger(log_dir, name="speed"), callbacks=[pair.callback],
-        )
-        trainer.fit(light_model, train_dataloaders=loader)
+    pair = _Interleaved(other, warmup, device)
+    trainer = L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1,
+        limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        logger=CSVLogger(log_dir, name="speed"), callbacks=[pair.callback],
+    )
+    trainer.fit(light_model, train_dataloaders=loader)
     return {"lightning_step": pair.light_step, "lightning_iteration": pair.light_iteration,
             "plain_step": pair.plain_step, "plain_iteration": pair.plain_iteration}
+
+
+def interleaved_training(light_model: nn.Module, plain_model: nn.Module, loader: Any, plain_loader: Any, steps: int,
+                         warmup: int, device: torch.device, log_dir: str) -> dict[str, list[float]]:
+    """`fit_interleaved` against zoo's plain PyTorch loop over `plain_model` (the same method and
+    hyperparameters, its own copy) on the same data (`plain_loader`: a loader of its own)."""
+    with plain_hooks(plain_model) as (optimizers, scheduler_configs, stand_in):
+        plain = _PlainLoop(plain_model, plain_loader, device, optimizers, scheduler_configs, stand_in)
+        return fit_interleaved(light_model, loader, plain, steps, warmup, device, log_dir)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -861,7 +866,6 @@ def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list
                        "gain": quick["median"] / base["median"], "first_call_s": first})
         record.update(_peak_memory(device))
         records.append(record)
-        del model, case
     return records
 
 
@@ -987,6 +991,11 @@ def _line(r: dict[str, Any]) -> str:
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
         return (f"training batch {r['batch']} crop {r['crop']}: lightning {_fmt(r['lightning_it_per_s'])} it/s, plain "
                 f"{_fmt(r['plain_it_per_s'])} it/s, ratio {ratio}")
+    if m == "fast_path":
+        if "skipped" in r:
+            return f"fast path {r['fast_path']}: not run: {r['skipped']}"
+        return (f"fast path {r['fast_path']} {r['size']}² x{r['batch']}: {_fmt(r['fast_images_per_s'])} img/s against "
+                f"{_fmt(r['default_images_per_s'])}, gain {r['gain']:.2f}x (first call {r['first_call_s']:.1f} s)")
     if m == "optimization":
         to = r["seconds_to_target"]
         return (f"optimization {r['optimizer']} {r['size']}²: {r['seconds_per_step']:.3g} s/step, "

@@ -205,6 +205,17 @@ class _PreparedMasks:
         self.masks = masks
 
 
+class _EncodedStyles:
+    """The style images' relu4_1 features f(s_k), encoded once per `stylize` call: the encoding does not
+    depend on the content, so neither tiles nor the tiling's memory probe repeat or count it."""
+
+    def __init__(self, features: list[Tensor]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
 @register(key="adain")
 class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
     """AdaIN as a LightningModule. Training batches are dicts with "content" and "style" images in [0, 1]
@@ -392,7 +403,29 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
             masks = _PreparedMasks(self._prepare_masks(masks, tuple(batch.shape[-2:])))
         if masks is not None:
             options["masks"] = masks
+        pairs = isinstance(style, Tensor) and style.ndim == 4 and style.shape[0] > 1  # stylize's (content i, style i)
+        if style is not None and not pairs and not options.get("preserve_color"):  # coral needs each content
+            style = self.encode_styles(self.prepare_style(style), style_size=options.pop("style_size", None))
         return super().stylize(content, style, alpha=alpha, weights=weights, **options)
+
+    def prepare_style(self, style: Any) -> Any:
+        return style if isinstance(style, _EncodedStyles) else super().prepare_style(style)
+
+    def encode_styles(self, styles: Sequence[Tensor], style_size: int | None = None) -> _EncodedStyles:
+        """f(s_k) of (1, 3, h, w) style images in [0, 1] (shorter side resized to `style_size` first)."""
+        with torch.inference_mode():
+            return _EncodedStyles([self.encoder(s) for s in self._checked_styles(styles, style_size)])
+
+    @staticmethod
+    def _checked_styles(styles: Sequence[Tensor], style_size: int | None) -> list[Tensor]:
+        styles = [_resize_shorter(s, style_size) for s in styles] if style_size else list(styles)
+        for s in styles:
+            if -(-min(s.shape[-2:]) // 8) < 2:
+                raise ZooError(
+                    f"a style image of {s.shape[-1]}x{s.shape[-2]} is too small for the encoder (relu4_1 is 1/8 of "
+                    f"it and needs 2 pixels): pass style images of at least 9 pixels a side, or style_size=256"
+                )
+        return styles
 
     def _prepare_masks(self, masks: Any, size: tuple[int, int]) -> Tensor:
         """(K, 1, H', W') bool masks at the content's size, padded as `stylize` pads the content."""
@@ -419,7 +452,8 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
     def stylize_batch(self, content: Tensor, style: Any, *, alpha: float = 1.0,
                       weights: Sequence[float] | None = None, preserve_color: bool = False,
                       masks: Any = None, style_size: int | None = None, **options: Any) -> Tensor:
-        """g(target) for a padded content batch in [0, 1] and a list of (1, 3, h, w) style images."""
+        """g(target) for a padded content batch in [0, 1] and a list of (1, 3, h, w) style images (or their
+        features from `encode_styles`)."""
         if options:
             raise ZooError(
                 f"adain takes no option {', '.join(map(repr, options))}: its options are preserve_color, masks and "
@@ -427,13 +461,11 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
             )
         if not style:
             raise ZooError("adain needs a style image: stylize(content, style_image) (or a list of style images)")
-        styles = [_resize_shorter(s, style_size) for s in style] if style_size else list(style)
-        for s in styles:
-            if -(-min(s.shape[-2:]) // 8) < 2:
-                raise ZooError(
-                    f"a style image of {s.shape[-1]}x{s.shape[-2]} is too small for the encoder (relu4_1 is 1/8 of "
-                    f"it and needs 2 pixels): pass style images of at least 9 pixels a side, or style_size=256"
-                )
+        encoded = style if isinstance(style, _EncodedStyles) else None
+        if encoded is not None and (preserve_color or style_size):
+            raise ZooError("preserve_color and style_size act on style images: pass images, not encoded styles")
+        styles = [] if encoded is not None else self._checked_styles(style, style_size)
+        count = len(encoded) if encoded is not None else len(styles)
         mask_tensor = None
         if masks is not None:
             if weights is not None:
@@ -441,13 +473,13 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
                                "all styles everywhere; pass one of them")
             mask_tensor = masks.masks if isinstance(masks, _PreparedMasks) else self._prepare_masks(
                 masks, tuple(content.shape[-2:]))
-            if len(mask_tensor) != len(styles):
+            if len(mask_tensor) != count:
                 raise ZooError(
-                    f"{len(mask_tensor)} masks for {len(styles)} style images: pass one mask per style image, or one "
+                    f"{len(mask_tensor)} masks for {count} style images: pass one mask per style image, or one "
                     f"mask with exactly two styles (inside: the first, outside: the second)"
                 )
         if weights is not None:
-            blend_weights(weights, len(styles))  # fail before any work
+            blend_weights(weights, count)  # fail before any work
         outputs = []
         # The decoder has no dropout or batch norm, but the I/O contract says eval, and the flags come back.
         # inference_mode, not no_grad: no autograd bookkeeping at all (issue 8).
@@ -462,8 +494,8 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
                                             mode="nearest").squeeze(1) > 0.5
                     if (regions.sum(0) > 1).any():
                         raise ZooError("the masks overlap: each position may belong to one style only")
-                t = self.target_features(content_feat, [self.encoder(s) for s in used], alpha=alpha,
-                                         weights=weights, masks=regions)
+                style_feats = encoded.features if encoded is not None else [self.encoder(s) for s in used]
+                t = self.target_features(content_feat, style_feats, alpha=alpha, weights=weights, masks=regions)
                 outputs.append(self.decoder(t))
             return torch.cat(outputs)[..., : content.shape[-2], : content.shape[-1]]
 
