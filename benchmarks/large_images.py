@@ -55,7 +55,7 @@ def measure(key: str, width: int, height: int, budget_mb: float | None) -> dict[
     verb = VERBS[key]
     scale = int(model.io.get("scale", 1)) if verb == "upscale" else 1
     photo = Image.fromarray(data.astronaut()).resize((width // scale, height // scale), Image.BICUBIC)
-    network = {"translate": lambda: model.generator(model.resolve_direction(None)), "upscale": model.upscaler,
+    network = {"translate": lambda: model.generator(model.resolve_direction(None)), "upscale": lambda: model.upscaler(),
                "stylize": lambda: getattr(model, model.inference_modules[0])}.get(verb)
     untiled_mb = None
     if network is not None:  # colorize runs its network at 256² whatever the photo's size
@@ -79,7 +79,8 @@ def measure(key: str, width: int, height: int, budget_mb: float | None) -> dict[
     assert isinstance(out, Image.Image) and out.size == (width, height), (type(out), getattr(out, "size", None))
     assert np.asarray(out).std() > 0
     return {"method": key, "verb": verb, "output": [width, height], "input": [photo.width, photo.height],
-            "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _rss_mb(), "budget_mb": tiling.get_budget() / 2**20,
+            "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _rss_mb(),
+            "budget_mb": tiling.get_budget() / 2**20,
             "tile": chosen[-1] if chosen else None, "untiled_activation_estimate_mb": untiled_mb,
             "threads": torch.get_num_threads(), "torch": torch.__version__, "zoo": zoo.__version__}
 

@@ -182,8 +182,9 @@ def compare_adain(repo: str, fast: tuple[str, ...], repeats: int, warmup: int) -
         import function
         import net
 
+        adain = function.adaptive_instance_normalization
         space = definitions(Path(repo, "test.py").read_text(), {"style_transfer"},
-                            {"torch": torch, "adaptive_instance_normalization": function.adaptive_instance_normalization})
+                            {"torch": torch, "adaptive_instance_normalization": adain})
         decoder, vgg = net.decoder.eval(), net.vgg
         vgg = torch.nn.Sequential(*list(vgg.children())[:31]).eval()  # test.py: the encoder up to relu4_1
 
@@ -270,7 +271,8 @@ def _line(r: dict[str, Any]) -> str:
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    lines = ["| comparison | zoo path | size | zoo s | original s | ratio (original / zoo) |", "|---|---|---|---|---|---|"]
+    lines = ["| comparison | zoo path | size | zoo s | original s | ratio (original / zoo) |",
+             "|---|---|---|---|---|---|"]
     for r in records:
         lines.append(f"| {r['comparison']} | {r['variant']} | {r['size']}² | {r['zoo_s']:.3g} | "
                      f"{r['original_s']:.3g} | {r['ratio']:.2f} |")
@@ -278,7 +280,8 @@ def table(records: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cyclegan-repo", help="a clone of junyanz/pytorch-CycleGAN-and-pix2pix (pix2pix, CycleGAN)")
     p.add_argument("--adain-repo", help="a clone of naoto0804/pytorch-AdaIN")
     p.add_argument("--johnson-repo", help="pytorch/examples' fast_neural_style/neural_style folder")
