@@ -161,10 +161,8 @@ def compare_inference(name: str, original: Callable[[], Any], make_zoo: Callable
     records = []
     for variant in ("default", *fast):
         model = speed.build_model(key, speed.SpeedConfig()).eval()  # random VGG where the method has one
-        if variant == "channels_last":
-            model.to_channels_last()
-        elif variant == "compile":
-            model.compile_networks(inference_only=True)
+        if variant != "default":
+            speed.apply_fast_path(model, variant)
         run = make_zoo(model)
         run()  # compiles, for compile
         orig_s, zoo_s = speed.timed_pair(original, run, repeats, warmup, torch.device("cpu"), min_seconds=10.0)

@@ -63,7 +63,7 @@ from torch import nn
 from zoo.errors import ZooError
 
 __all__ = [
-    "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
+    "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
     "timed_pair",
 ]
@@ -423,6 +423,23 @@ def _count_flops(fn: Callable[[], Any]) -> int | None:
         return None
 
 
+def verb_input(case: InferenceCase, size: int, batch: int, seed: int, device: torch.device) -> torch.Tensor:
+    """The seeded random (batch, 3, side, side) [0, 1] input of `case`'s verb for output side `size`."""
+    side = max(1, size // case.input_divisor)
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, side, side, generator=g).to(device)
+
+
+def apply_fast_path(model: nn.Module, path: str) -> None:
+    """Put `model` on a fast path that changes the model: channels_last or compile (its inference networks)."""
+    if path == "channels_last":
+        model.to_channels_last()
+    elif path == "compile":
+        model.compile_networks(inference_only=True)
+    else:
+        raise ZooError(f"unknown fast path {path!r}: choose from {', '.join(FAST_PATHS)}")
+
+
 def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
     """One record per (size, batch): verb and bare images/s, their ratio, FLOP/s of the bare network."""
     from zoo.tasks import inference_mode_of
@@ -433,9 +450,8 @@ def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torc
     records = []
     for size in cfg.sizes:
         for batch in cfg.batches:
-            side = max(1, size // case.input_divisor)
-            g = torch.Generator().manual_seed(cfg.seed)
-            x = torch.rand(batch, 3, side, side, generator=g).to(device)
+            x = verb_input(case, size, batch, cfg.seed, device)
+            side = x.shape[-1]
             _reset_peak(device)
             with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                 args = case.prepare(x)
@@ -642,7 +658,7 @@ class _Interleaved:
         import lightning as L
 
         outer = self
-        self.plain, self.warmup, self.device = plain, warmup, device
+        self.plain, self.warmup = plain, warmup
         self.light_step: list[float] = []
         self.light_iteration: list[float] = []
         self.plain_step: list[float] = []
@@ -830,25 +846,19 @@ def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list
         autocast: Callable[[], Any] = contextlib.nullcontext
         model = build_model(key, cfg).to(device).eval()
         try:
-            if path == "channels_last":
-                model.to_channels_last()
-            elif path == "compile":
-                model.compile_networks(inference_only=True)
-            elif path == "bf16":
+            if path == "bf16":  # autocast around the call; the model is unchanged
                 autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
                 if not native_bf16(device):  # zoo.module
                     size, repeats, warmup = EMULATED_BF16_SIZE, 1, 0
                     record["note"] = (f"no native bf16 on this {device.type} (emulated): measured at {size}², "
                                       "one timed call")
             else:
-                raise ZooError(f"unknown fast path {path!r}: choose from {', '.join(FAST_PATHS)}")
+                apply_fast_path(model, path)
         except ZooError as error:
             records.append({**record, "skipped": str(error)})
             continue
         case = inference_case(model)
-        side = max(1, size // case.input_divisor)
-        g = torch.Generator().manual_seed(cfg.seed)
-        x = torch.rand(batch, 3, side, side, generator=g).to(device)
+        x = verb_input(case, size, batch, cfg.seed, device)
         _reset_peak(device)
 
         def fast() -> Any:
