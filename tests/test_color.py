@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.color import lab2rgb, rgb2lab
 
-from zoo.color import (ab_gamut_bins, annealed_mean, empirical_prior, lab_to_rgb, rebalance_weights,
+from zoo.color import (ab_gamut_bins, annealed_mean, empirical_prior, lab_lightness, lab_to_rgb, rebalance_weights,
                        rgb_to_lab, soft_encode)
 
 
@@ -28,6 +28,20 @@ def test_lab_matches_skimage_and_round_trips():
     out = lab_to_rgb(wild.T.reshape(1, 3, 3, 1))[0, :, :, 0].T.numpy()
     exp = lab2rgb(wild.numpy()[None])[0]
     assert np.abs(out - exp).max() < 1e-4 and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_lightness_alone_is_rgb_to_lab_l_and_skimage_l(dtype):
+    g = torch.Generator().manual_seed(1)
+    rgb = torch.rand(2, 3, 7, 5, generator=g, dtype=torch.float64).to(dtype)
+    rgb[0, :, 0, 0] = 0.0  # the linear branches of both the sRGB decoding and f
+    light = lab_lightness(rgb)
+    assert light.shape == (2, 1, 7, 5) and light.dtype == dtype
+    # the same formulas; only the order of the 3-term sum in the matrix product may differ (an ulp)
+    ulps = 1e-12 if dtype == torch.float64 else 3e-5
+    torch.testing.assert_close(light, rgb_to_lab(rgb)[:, :1], rtol=0, atol=ulps)
+    ref = rgb2lab(rgb.double().permute(0, 2, 3, 1).numpy())[..., 0]
+    assert np.abs(light[:, 0].double().numpy() - ref).max() < (1e-10 if dtype == torch.float64 else 1e-4)
 
 
 def test_bins_313_grid_and_gamut(bins):

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+import zoo
 from zoo.benchmark import speed
 from zoo.benchmark.command import main
 
@@ -56,7 +57,9 @@ def test_ratios_positive_and_finite(run):
         if r["measurement"] == "inference":
             assert r["verb"] in ("translate", "upscale") and r["size"] == 32 and r["batch"] == 1
             assert _finite_positive(r["verb_images_per_s"]["median"]) and _finite_positive(r["bare_images_per_s"]["median"])
+            # one pair: the paired ratio is the ratio of the two medians
             assert r["ratio"] == pytest.approx(r["verb_images_per_s"]["median"] / r["bare_images_per_s"]["median"])
+            assert r["ratio_stats"]["n"] == 1 and r["ratio_stats"]["median"] == r["ratio"]
             assert _finite_positive(r["flops_per_image"]) and _finite_positive(r["fraction_of_matmul"])
         else:
             assert r["batch"] == min(r["recipe_batch"], 2) and r["crop"] == 128 and r["at_recipe"] is False
@@ -168,6 +171,29 @@ def test_timed_pair_repeats_quick_calls_up_to_a_cap():
     a_s, b_s = speed.timed_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=2, warmup=0,
                                 device=torch.device("cpu"), min_seconds=60.0, max_repeats=4)
     assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"] and len(a_s) == len(b_s) == 4
+
+
+def test_paired_ratio_is_the_median_of_side_by_side_ratios():
+    # b is 1.2x slower than a in two pairs; the machine slowed down between pairs. The pairs say 1.2, the
+    # medians of the two lists (10 and 9) would say 0.9.
+    r = speed.paired_ratio([1.0, 10.0, 10.1], [1.2, 12.0, 9.0])
+    assert r["median"] == pytest.approx(1.2) and r["n"] == 3
+    assert r["min"] == pytest.approx(9.0 / 10.1) and r["max"] == pytest.approx(1.2)
+    with pytest.raises(ValueError):
+        speed.paired_ratio([], [])
+
+
+def test_colorization_bare_run_is_the_release_pipeline_of_the_verb():
+    """The bare side of colorization's API ratio does the verb's work in plain torch: same image out."""
+    torch.manual_seed(0)
+    model = zoo.create("colorization", width=1 / 16).eval()
+    case = speed.inference_case(model)
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        bare = case.network(*case.prepare(x))
+    verb = case.verb(x)
+    assert bare.shape == verb.shape == x.shape
+    assert (bare - verb).abs().max() < 1e-6
 
 
 def test_summary_statistics():

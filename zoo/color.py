@@ -22,6 +22,7 @@ __all__ = [
     "XYZ_FROM_RGB",
     "AB_GAMUT_RADIUS",
     "rgb_to_lab",
+    "lab_lightness",
     "lab_to_rgb",
     "ab_gamut_bins",
     "nearest_bin",
@@ -71,15 +72,28 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     _check_bchw(rgb, "rgb")
     if not rgb.is_floating_point():
         raise TypeError("rgb must be a floating-point tensor in [0, 1]")
-    lin = torch.where(
-        rgb > 0.04045,
-        ((rgb + 0.055) / 1.055).clamp_min(0.0) ** 2.4,
-        rgb / 12.92,
-    )
-    xyz = torch.einsum("ij,bjhw->bihw", _matrix(rgb), lin) / _white(rgb)
-    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    xyz = torch.einsum("ij,bjhw->bihw", _matrix(rgb), _srgb_to_linear(rgb)) / _white(rgb)
+    f = _lab_f(xyz)
     fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
     return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def _srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp_min(0.0) ** 2.4, rgb / 12.92)
+
+
+def _lab_f(t: torch.Tensor) -> torch.Tensor:
+    return torch.where(t > 0.008856, t.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
+
+
+def lab_lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """L of `rgb_to_lab(rgb)` alone (B,1,H,W), by the same formulas: Y (the white's Y is 1) and f(Y) only,
+    a third of the work where a and b are not needed (colorization's full-size input)."""
+    _check_bchw(rgb, "rgb")
+    if not rgb.is_floating_point():
+        raise TypeError("rgb must be a floating-point tensor in [0, 1]")
+    y = torch.einsum("j,bjhw->bhw", _matrix(rgb)[1], _srgb_to_linear(rgb)).unsqueeze(1)
+    return 116.0 * _lab_f(y) - 16.0
 
 
 def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:

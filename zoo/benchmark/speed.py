@@ -11,7 +11,8 @@ its own record of `benchmarks/results/speed.jsonl`:
 - `inference`: images/s through the public verb (translate, stylize, upscale, colorize, munit's sample)
   on a BCHW tensor in [0, 1], and through the bare network on the tensor the verb would hand it
   (already padded and in the network's range), under `torch.inference_mode`; `ratio` = verb / bare is
-  the API overhead. Achieved FLOP/s of the bare network (FLOPs of one forward, counted by
+  the API overhead, taken pair by pair (`paired_ratio`: the median of the ratios of calls run side by side).
+  Achieved FLOP/s of the bare network (FLOPs of one forward, counted by
   `torch.utils.flop_counter.FlopCounterMode`, times its rate) as a fraction of the machine's dense
   fp32 matmul rate, measured once at the start of the run.
 - `fast_path`: for each of channels_last, compile and bf16 autocast, the verb's images/s on a fresh model
@@ -59,13 +60,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from zoo.errors import ZooError
 
 __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
-    "timed_pair",
+    "timed_pair", "paired_ratio",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -179,6 +181,16 @@ def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, w
             total += out[slot][-1]
         i += 1
     return out
+
+
+def paired_ratio(seconds_a: Sequence[float], seconds_b: Sequence[float]) -> dict[str, float]:
+    """Speed of a over speed of b from interleaved timings: the median (and spread) of b_i / a_i over the
+    pairs taken side by side (a b, b a, ...). Each pair shares the machine's state of the moment, so the
+    ratio is steadier than one of two medians, which can come from calls far apart."""
+    pairs = [b / max(a, 1e-12) for a, b in zip(seconds_a, seconds_b)]
+    if not pairs:
+        raise ValueError("no paired measurements")
+    return summary(pairs)
 
 
 def _rate(seconds: Sequence[float], items: int) -> dict[str, float]:
@@ -360,16 +372,22 @@ def inference_case(model: nn.Module) -> InferenceCase | None:
         return InferenceCase("sample", lambda x: model.sample(x[:1], n=len(x), seed=0), sample_prepare,
                              lambda net, t: net(t), model, True, one_input=True)
     if hasattr(model, "colorize"):
-        from zoo.methods.colorization import pil_bicubic_resize, rgb_to_lab  # the verb's own preprocessing
+        from zoo.color import lab_lightness, lab_to_rgb
+        from zoo.methods.colorization import pil_bicubic_resize
 
         side = int(io.get("input_size", model.hparams.input_size))
         temperature = model.hparams.temperature
 
-        def color_prepare(x: torch.Tensor) -> tuple:
-            return (rgb_to_lab(pil_bicubic_resize(x, (side, side)))[:, :1].float(),)
+        def release_pipeline(x: torch.Tensor) -> torch.Tensor:
+            # The network maps L at side² to ab at side², not an image to an image: its bare run is the
+            # release's demo written plainly (preprocess_img, the network, postprocess_tens: L of the resized
+            # image, ab resized to the input's size, joined to its L, Lab -> RGB in float64), without the
+            # verb's input handling, 8-bit level snapping and stripes.
+            ab = model.net(lab_lightness(pil_bicubic_resize(x, (side, side))).float(), temperature)
+            ab_full = F.interpolate(ab.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            return lab_to_rgb(torch.cat([lab_lightness(x.double()), ab_full.double()], dim=1)).float()
 
-        return InferenceCase("colorize", lambda x: model.colorize(x), color_prepare,
-                             lambda L: model.net(L, temperature), model.net)
+        return InferenceCase("colorize", lambda x: model.colorize(x), lambda x: (x,), release_pipeline, model.net)
     if hasattr(model, "stylize"):
         style_prepare: Callable[[torch.Tensor], tuple]
         if model.method == "adain":
@@ -465,11 +483,12 @@ def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torc
             with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                 flops = _count_flops(lambda: case.network(*args))
             verb, bare = _rate(verb_s, batch), _rate(bare_s, batch)
+            ratio = paired_ratio(verb_s, bare_s)
             record: dict[str, Any] = {
                 "method": key, "measurement": "inference", "verb": case.verb_name, "size": size, "batch": batch,
                 "input_size": [side, side], "inputs_per_call": 1 if case.one_input else batch,
                 "verb_images_per_s": verb, "bare_images_per_s": bare,
-                "ratio": verb["median"] / bare["median"],
+                "ratio": ratio["median"], "ratio_stats": ratio,
                 "flops_per_image": None if flops is None else flops / batch,
             }
             if flops is not None and cfg.matmul_flops:
@@ -763,6 +782,9 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
     def rates(seconds: list[float]) -> dict[str, float] | None:
         return _rate(seconds, 1) if seconds else None
 
+    def pair_median(light_s: list[float], plain_s: list[float]) -> float | None:
+        return paired_ratio(light_s, plain_s)["median"] if light_s and plain_s else None
+
     light, plain = rates(times["lightning_iteration"]), rates(times["plain_iteration"])
     light_step, plain_step = rates(times["lightning_step"]), rates(times["plain_step"])
     record: dict[str, Any] = {
@@ -771,8 +793,8 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
         "steps": steps, "warmup_steps": warmup, "interleaved": True,
         "lightning_it_per_s": light, "plain_it_per_s": plain,
         "lightning_step_per_s": light_step, "plain_step_per_s": plain_step,
-        "ratio": light["median"] / plain["median"] if light and plain else None,
-        "step_ratio": light_step["median"] / plain_step["median"] if light_step and plain_step else None,
+        "ratio": pair_median(times["lightning_iteration"], times["plain_iteration"]),
+        "step_ratio": pair_median(times["lightning_step"], times["plain_step"]),
         "plain_loop": "model.training_step with plain optimizers/schedulers, manual_backward = backward + "
                       "on_after_backward, log = no-op, a stand-in trainer; one plain iteration beside each "
                       "Lightning step (L P, P L, ...)",
@@ -873,7 +895,7 @@ def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list
                                     min_seconds=cfg.min_seconds if repeats > 1 else 0.0)
         base, quick = _rate(base_s, batch), _rate(fast_s, batch)
         record.update({"size": size, "batch": batch, "default_images_per_s": base, "fast_images_per_s": quick,
-                       "gain": quick["median"] / base["median"], "first_call_s": first})
+                       "gain": paired_ratio(fast_s, base_s)["median"], "first_call_s": first})
         record.update(_peak_memory(device))
         records.append(record)
     return records
@@ -1035,6 +1057,7 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         f"{first['matmul']['flops'] / 1e9:.1f} GFLOP/s. Medians [interquartile range] over "
         f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up (training: "
         f"{first['config'].get('train_steps') or first['config']['repeats']} steps of each loop, interleaved); "
+        "ratios: the median of the ratios of calls run side by side (API ratio: with their interquartile range); "
         "random weights.",
         "",
         "| method | verb | size | batch | verb img/s | bare img/s | API ratio | % of matmul | train batch×crop | "
@@ -1071,7 +1094,8 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
             if r is not None:
                 frac = r.get("fraction_of_matmul")
                 i_cells = [r["verb"], f"{r['size']}²", str(r["batch"]), _fmt(r["verb_images_per_s"]),
-                           _fmt(r["bare_images_per_s"]), f"{r['ratio']:.3f}",
+                           _fmt(r["bare_images_per_s"]),
+                           _fmt(r["ratio_stats"]) if "ratio_stats" in r else f"{r['ratio']:.3f}",
                            f"{100 * frac:.1f}" if frac is not None else "-"]
             rest = t_cells + o_cells + [peak_cell] if i == 0 else [""] * 7
             lines.append("| " + " | ".join([method if i == 0 else "", *i_cells, *rest]) + " |")

@@ -64,6 +64,7 @@ from zoo.color import (
     ab_gamut_bins,
     colourfulness,
     empirical_prior,
+    lab_lightness,
     lab_to_rgb,
     rebalance_weights,
     rgb_to_lab,
@@ -516,17 +517,17 @@ class Colorization(EvaluationSteps, ZooModule):
         step = height if not rows else max(1, int(rows))
         with torch.no_grad(), inference_mode_of(self.net, True):
             with _float32(rgb):
-                L_small = rgb_to_lab(pil_bicubic_resize(rgb, (side, side)))[:, :1].float()
+                L_small = lab_lightness(pil_bicubic_resize(rgb, (side, side))).float()
             ab = self.net(L_small, T)
             with _float32(rgb):
                 ab_full = F.interpolate(ab.float(), size=rgb.shape[-2:], mode="bilinear", align_corners=False)
                 if step >= height:
-                    L_full = rgb_to_lab(_exact_8bit(rgb, dtype))[:, :1].float()
+                    L_full = lab_lightness(_exact_8bit(rgb, dtype)).float()
                     return lab_to_rgb(torch.cat([L_full, ab_full], dim=1).to(dtype)).float()
                 out = torch.empty_like(rgb)
                 for top in range(0, height, step):
                     part = slice(top, top + step)
-                    L_part = rgb_to_lab(_exact_8bit(rgb[..., part, :], dtype))[:, :1].float()
+                    L_part = lab_lightness(_exact_8bit(rgb[..., part, :], dtype)).float()
                     lab = torch.cat([L_part, ab_full[..., part, :]], dim=1).to(dtype)
                     out[..., part, :] = lab_to_rgb(lab).float()
                 return out
