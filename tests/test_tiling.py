@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import zoo
 import zoo.tiling as tiling
 from zoo.errors import ZooError
 from zoo.tiling import plan_tile, set_budget, tile_starts, tiled
@@ -18,8 +19,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(autouse=True)
 def _budget_reset(monkeypatch):
     monkeypatch.delenv("ZOO_TILE_BUDGET_MB", raising=False)
+    monkeypatch.delenv("ZOO_MAX_PIXELS", raising=False)
     yield
     set_budget(None)
+    tiling.set_max_pixels(None)
 
 
 def _local_net(scale: int = 1) -> nn.Module:
@@ -184,3 +187,64 @@ def test_colorize_stripes_give_the_same_image():
     assert torch.equal(model.colorize(x), whole)
     with pytest.raises(ZooError, match="tile must be"):
         model.colorize(x, tile=-3)
+
+
+# ------------------------------------------------------------------------------------ the pixel budget
+def _says_both_ways_out(error: pytest.ExceptionInfo, tiling_possible: bool = True) -> None:
+    message = str(error.value)
+    assert "megapixels" in message and "set_max_pixels" in message and "ZOO_MAX_PIXELS" in message
+    assert ("tile=None" in message) == tiling_possible
+
+
+def test_pixel_budget_refuses_untiled_inference_and_tiles_otherwise(monkeypatch):
+    model, x = _bicubic_like_srresnet(), _image(48, 80)  # 3840 pixels
+    calls = []
+    real = tiling.tiled
+    monkeypatch.setattr("zoo.tasks.tiled", lambda *a, **k: calls.append(k["tile"]) or real(*a, **k))
+    whole = model.upscale(x)  # under the default budget (50 MP) and the memory budget: one piece
+    assert not calls and tiling.get_max_pixels() == tiling.DEFAULT_MAX_PIXELS
+    tiling.set_max_pixels(48 * 48)
+    with pytest.raises(ZooError) as refused:
+        model.upscale(x, tile=0)
+    _says_both_ways_out(refused)
+    assert "48x80" in str(refused.value)
+    auto = model.upscale(x)  # tiling on (the default): tiles no larger than the budget, not an error
+    assert calls and calls[-1] ** 2 <= 48 * 48
+    assert auto.shape == whole.shape and (auto - whole).abs().mean() < 1e-4
+    model.upscale(x, tile=200)  # an explicit tile larger than the budget is capped too
+    assert calls[-1] ** 2 <= 48 * 48
+    tiling.set_max_pixels(0)  # no limit
+    assert torch.equal(model.upscale(x, tile=0), whole)
+    tiling.set_max_pixels(None)
+    monkeypatch.setenv("ZOO_MAX_PIXELS", "1000")
+    with pytest.raises(ZooError, match="above the pixel budget of 0.0 megapixels"):
+        model.upscale(x, tile=0)
+    monkeypatch.setenv("ZOO_MAX_PIXELS", "lots")
+    with pytest.raises(ZooError, match="ZOO_MAX_PIXELS"):
+        model.upscale(x)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ZooError, match="pixel budget"):
+            tiling.set_max_pixels(bad)
+
+
+def test_pixel_budget_where_tiling_is_impossible_or_off():
+    from zoo.methods.colorization import Colorization
+    from zoo.methods.gatys import Gatys
+
+    torch.manual_seed(0)
+    x = _image(40, 56)
+    tiling.set_max_pixels(32 * 32)
+    with pytest.raises(ZooError) as gatys:
+        Gatys(vgg_weights=None).stylize(x, x, steps=1)
+    _says_both_ways_out(gatys, tiling_possible=False)
+    munit = zoo.create("munit", dim=8, mlp_dim=16, dis_dim=8, n_res=1, val_lpips=False)
+    with pytest.raises(ZooError) as sample:
+        munit.sample(x, n=2, seed=0)
+    _says_both_ways_out(sample, tiling_possible=False)
+    colour = Colorization(width=0.125)
+    with pytest.raises(ZooError) as whole:
+        colour.colorize(x, tile=0)
+    _says_both_ways_out(whole)
+    assert colour.colorize(x).shape == x.shape  # the default runs the full-size Lab work in stripes
+    tiling.set_max_pixels(None)
+    assert munit.sample(x, n=2, seed=0).shape == (2, 3, 40, 56)

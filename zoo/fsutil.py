@@ -8,13 +8,28 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir"]
+__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "plain_name"]
 
 
 def zoo_cache_dir() -> Path:
     """Where zoo keeps built-in datasets, official files and conversions: ``$ZOO_CACHE``, else
     ``~/.cache/zoo``."""
     return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo").expanduser()
+
+
+def plain_name(name: str, what: str) -> str:
+    """`name` itself if it is one plain file or folder name, else `ZooError`: names that come from a registry
+    entry, a URL or an archive are joined to zoo's cache folders, and `../`, absolute paths, separators or
+    an empty name would reach outside them."""
+    text = str(name)
+    if (not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text
+            or os.path.isabs(text) or os.path.basename(text) != text):
+        from zoo.errors import ZooError
+
+        raise ZooError(f"{what} {name!r} is not a plain file name: zoo keeps such files inside its cache "
+                       f"folder ({zoo_cache_dir()}), so a name with '/', '..' or an absolute path is refused. "
+                       "Fix the registry entry (or the file you were given).")
+    return text
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

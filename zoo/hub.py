@@ -28,6 +28,7 @@ import torch
 from zoo import official, registry
 from zoo.fsutil import fsync_dir, zoo_cache_dir
 from zoo.errors import CheckpointError, UnknownModelError, WeightsNotFoundError, ZooError
+from zoo.redact import redact
 from zoo.module import ZooModule
 
 __all__ = [
@@ -521,7 +522,7 @@ def _hub_download(repo: str, revision: str | None) -> tuple[Path, Path]:
             hf_hub_download(repo, WEIGHTS_NAME, revision=pinned, library_name="zoo", local_files_only=local_only)
         )
     except Exception as e:  # every huggingface_hub failure (offline, 404, auth, connection) ends up here
-        reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        reason = redact(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
         offline = " (offline mode: HF_HUB_OFFLINE or ZOO_OFFLINE is set)" if local_only else ""
         err = WeightsNotFoundError(
             f"could not get {CONFIG_NAME} and {WEIGHTS_NAME} of Hugging Face Hub repo {repo!r} at revision {rev!r}"
@@ -758,17 +759,23 @@ def push_to_hub(
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         folder = save_pretrained(model, Path(tmp) / "model", **{"repo_id": repo_id, **card})
-        api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
-        if revision and revision != "main" and not create_pr:
-            api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            revision=revision,
-            commit_message=commit_message or f"Upload {model.method} model with zoo",
-            create_pr=create_pr,
-            repo_type="model",
-        )
+        try:
+            api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
+            if revision and revision != "main" and not create_pr:
+                api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(folder),
+                revision=revision,
+                commit_message=commit_message or f"Upload {model.method} model with zoo",
+                create_pr=create_pr,
+                repo_type="model",
+            )
+        except Exception as e:  # noqa: BLE001 - auth, network, quota: said once, without the token
+            # `from None`: the original exception (and its traceback's locals) may carry the token.
+            raise ZooError(f"pushing to Hugging Face Hub repo {repo_id!r} failed: "
+                           f"{redact(f'{type(e).__name__}: {e}', [token])}. Check the repo name, your network "
+                           "and that your token (HF_TOKEN or `hf auth login`) may write to it.") from None
     url = (getattr(info, "pr_url", None) if create_pr else None) or getattr(info, "commit_url", None) or str(info)
     log.info("pushed %s to %s", model.method, repo_id)
     return url

@@ -33,7 +33,7 @@ import torch
 
 from zoo import registry
 from zoo.errors import CheckpointError, ZooError
-from zoo.fsutil import atomic_file, zoo_cache_dir
+from zoo.fsutil import atomic_file, plain_name, zoo_cache_dir
 from zoo.module import ZooModule
 
 __all__ = [
@@ -73,7 +73,14 @@ def official_files(entry: Mapping[str, Any]) -> dict[str | None, dict[str, Any]]
 
 
 def _url_name(spec: Mapping[str, Any]) -> str:
-    return spec.get("filename") or Path(urllib.parse.urlparse(spec["url"]).path).name
+    if spec.get("filename"):
+        return plain_name(spec["filename"], "the registry entry's filename")
+    return plain_name(Path(urllib.parse.urlparse(spec["url"]).path).name, f"the file name of URL {spec['url']}")
+
+
+def _member_name(spec: Mapping[str, Any]) -> str:
+    """The file name of an archive member (its folders inside the archive are dropped)."""
+    return plain_name(Path(spec["member"]).name, "the registry entry's member")
 
 
 def official_dir() -> Path:
@@ -95,19 +102,19 @@ def official_cache_path(spec: Mapping[str, Any]) -> Path:
 def _member_cache_path(spec: Mapping[str, Any]) -> Path | None:
     """Where a user may put the already-extracted member of an archive release."""
     member = spec.get("member")
-    return official_dir() / Path(member).name if member else None
+    return official_dir() / _member_name(spec) if member else None
 
 
 def converted_cache_dir(name: str) -> Path:
     """Where the converted official weights of registry entry `name` are cached (a save_pretrained folder)."""
-    return zoo_cache_dir() / "converted" / name
+    return zoo_cache_dir() / "converted" / plain_name(name, "registry name")
 
 
 def present_file(spec: Mapping[str, Any], folder: Path | None = None) -> Path | None:
     """The official file of `spec` in `folder` (default `official_dir()`: the extracted member first, then the
     file or archive the URL names), or None."""
     folder = official_dir() if folder is None else folder
-    names = [Path(spec["member"]).name] if spec.get("member") else []
+    names = [_member_name(spec)] if spec.get("member") else []
     names.append(_url_name(spec))
     return next((folder / n for n in names if (folder / n).is_file()), None)
 
@@ -118,7 +125,7 @@ def lock(name: str) -> Iterator[None]:
     finds the converted folder the first one wrote (save_pretrained also swaps folders in atomically)."""
     from filelock import FileLock, Timeout
 
-    path = zoo_cache_dir() / "locks" / f"{name}.lock"
+    path = zoo_cache_dir() / "locks" / f"{plain_name(name, 'registry name')}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     file_lock = FileLock(str(path))
     try:
@@ -152,7 +159,7 @@ def verify_sha256(path: Path, spec: Mapping[str, Any], *, is_member: bool = Fals
     extracted member is checked against its record only); otherwise against the digest recorded the first time a
     file of this name was used, which is written then and printed. A mismatch raises `CheckpointError`."""
     digest = _sha256(path)
-    cache_name = Path(spec["member"]).name if is_member else _url_name(spec)
+    cache_name = _member_name(spec) if is_member else _url_name(spec)
     expected = None if is_member else spec.get("sha256")
     if expected:
         if digest != expected:

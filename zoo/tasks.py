@@ -19,7 +19,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.imageio import crop_to, from_batch, from_range, pad_to_multiple, to_batch, to_range
-from zoo.tiling import DEFAULT_OVERLAP, plan_tile, tiled
+from zoo.tiling import DEFAULT_OVERLAP, check_pixels, plan_tile, tiled
 
 __all__ = ["TranslationMixin", "normalize_direction", "SuperResolutionMixin", "StyleMixin", "apply_network", "inference_mode_of",
            "to_module", "blend_weights"]
@@ -233,8 +233,9 @@ class StyleMixin:
         image (Gatys: `inference_modules` empty) has no network to tile, and masks are drawn on the whole image."""
         feed_forward = bool(getattr(self, "inference_modules", ()))
         if not feed_forward or masked:
+            why = "masks cover the whole image" if masked else f"{type(self).__name__} optimises the whole image"
             if tile:
-                why = "masks cover the whole image" if masked else f"{type(self).__name__} optimises the whole image"
                 raise ZooError(f"stylize cannot tile here ({why}): leave tile=None (or 0)")
+            check_pixels(*padded.shape[-2:], what=f"stylize ({why})", tiling_possible=False)
             return None
         return plan_tile(tile, network_fn, padded, multiple=multiple, cache_key=self)

@@ -33,7 +33,8 @@ from zoo.errors import ZooError
 
 __all__ = [
     "DEFAULT_BUDGET_MB", "DEFAULT_OVERLAP", "tiled", "window", "tile_starts", "set_budget", "get_budget",
-    "bytes_per_pixel", "tile_size_for", "plan_tile",
+    "bytes_per_pixel", "tile_size_for", "plan_tile", "DEFAULT_MAX_PIXELS", "set_max_pixels", "get_max_pixels",
+    "check_pixels",
 ]
 
 #: activation memory a verb may use before it tiles, in MB (overridden by $ZOO_TILE_BUDGET_MB, `set_budget`)
@@ -45,6 +46,10 @@ DEFAULT_OVERLAP = 32
 PEAK_FACTOR = 3.0
 _PROBE = 64
 _budget_mb: float | None = None
+#: the largest image (height x width, per image) a verb runs in one piece: above it the verbs tile, and refuse
+#: where tiling is off or impossible (overridden by $ZOO_MAX_PIXELS, `set_max_pixels`; 0: no limit)
+DEFAULT_MAX_PIXELS = 50_000_000
+_max_pixels: int | None = None
 
 
 def set_budget(megabytes: float | None) -> None:
@@ -70,6 +75,49 @@ def get_budget() -> int:
             raise ZooError(f"$ZOO_TILE_BUDGET_MB={env!r} must be >= 0")
         return int(value * 2**20)
     return int(DEFAULT_BUDGET_MB * 2**20)
+
+
+def set_max_pixels(pixels: int | None) -> None:
+    """Set the pixel budget: the largest height x width a verb runs in one piece (0: no limit); None goes
+    back to $ZOO_MAX_PIXELS or `DEFAULT_MAX_PIXELS`."""
+    global _max_pixels
+    if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 0):
+        raise ZooError(f"the pixel budget is a number of pixels >= 0 (0: no limit), got {pixels!r}")
+    _max_pixels = pixels
+
+
+def get_max_pixels() -> int:
+    """The pixel budget: `set_max_pixels`'s, else $ZOO_MAX_PIXELS, else `DEFAULT_MAX_PIXELS` (0: no limit)."""
+    if _max_pixels is not None:
+        return _max_pixels
+    env = os.environ.get("ZOO_MAX_PIXELS")
+    if env:
+        try:
+            value = int(float(env))
+        except ValueError:
+            raise ZooError(f"$ZOO_MAX_PIXELS={env!r} is not a number of pixels: set e.g. 100000000 (0: no limit)") from None
+        if value < 0:
+            raise ZooError(f"$ZOO_MAX_PIXELS={env!r} must be >= 0 (0: no limit)")
+        return value
+    return DEFAULT_MAX_PIXELS
+
+
+def _over_budget(h: int, w: int) -> bool:
+    limit = get_max_pixels()
+    return bool(limit) and h * w > limit
+
+
+def check_pixels(h: int, w: int, *, what: str, tiling_possible: bool = True) -> None:
+    """`ZooError` when an h x w image is above the pixel budget and is about to run in one piece. The message
+    gives both ways out: tiling (where `what` can tile) and a larger budget."""
+    if not _over_budget(h, w):
+        return
+    limit = get_max_pixels()
+    way = ("turn tiling on (tile=None, the default, or tile=<side in pixels>) or raise the budget"
+           if tiling_possible else "this cannot tile, so raise the budget")
+    raise ZooError(f"{what}: the image is {h}x{w} = {h * w / 1e6:.1f} megapixels, above the pixel budget of "
+                   f"{limit / 1e6:.1f} megapixels for running an image in one piece. To go on, {way}: "
+                   "zoo.tiling.set_max_pixels(n) or $ZOO_MAX_PIXELS=n (0: no limit).")
 
 
 def _ceil_to(value: int, multiple: int) -> int:
@@ -224,18 +272,24 @@ def plan_tile(tile: int | None, network_fn: Callable[[Tensor], Tensor], x: Tenso
     """The tile side a verb should use on `x`, or None to run the whole image at once.
 
     `tile=0`: never tile; a positive int: that side (rounded up to `multiple`; None when the image fits
-    in one tile); None: tile only when the estimated activations of the whole image exceed `get_budget()`."""
+    in one tile); None: tile only when the estimated activations of the whole image exceed `get_budget()`.
+    An image above the pixel budget (`get_max_pixels()`) always runs in tiles no larger than the budget,
+    and `tile=0` is refused for it (`check_pixels`)."""
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
         raise ZooError(f"tile must be None (automatic), 0 (never tile) or a tile side in pixels, got {tile!r}")
     h, w = int(x.shape[-2]), int(x.shape[-1])
+    over = _over_budget(h, w)
     if tile == 0:
+        check_pixels(h, w, what="tile=0")
         return None
     if tile is None:
         probe = dict(channels=int(x.shape[1]), device=x.device, dtype=x.dtype, cache_key=cache_key)
         budget = get_budget()
-        if bytes_per_pixel(network_fn, multiple=multiple, **probe) * h * w * x.shape[0] <= budget:
+        if not over and bytes_per_pixel(network_fn, multiple=multiple, **probe) * h * w * x.shape[0] <= budget:
             return None
         tile = tile_size_for(network_fn, budget, multiple=multiple, overlap=overlap, **probe)
+    if over:  # above the pixel budget no piece may be larger than it
+        tile = min(tile, max(int(math.isqrt(get_max_pixels())) // multiple * multiple, multiple))
     tile = _ceil_to(tile, multiple)
     if tile <= _ceil_to(overlap, multiple):
         raise ZooError(f"tile {tile} must be larger than the overlap {_ceil_to(overlap, multiple)} "

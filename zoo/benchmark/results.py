@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from zoo.errors import ZooError
 from zoo.fsutil import atomic_file
 
-__all__ = ["append_result", "read_results", "latest_results", "render_leaderboard", "write_leaderboard", "update_registry_results"]
+__all__ = ["append_result", "append_lines", "read_results", "latest_results", "render_leaderboard", "write_leaderboard", "update_registry_results"]
 
 #: metrics where a lower value is better
 LOWER_IS_BETTER = {"fid", "kid", "lpips"}
@@ -28,17 +28,27 @@ def append_result(results_dir: str | os.PathLike[str], suite: str, record: Mappi
     """Append `record` as one line of `<results_dir>/<suite>.jsonl`, under an exclusive lock, fsynced:
     concurrent runs never interleave partial lines, and a crash leaves every earlier line intact."""
     path = Path(results_dir) / f"{suite}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    append_lines(path, [json.dumps(record, sort_keys=True, allow_nan=True)])
     return path
+
+
+def append_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
+    """Append `lines` (JSON records, without newlines) to `path` in one write under an exclusive lock,
+    fsynced: another process appending to the same file never interleaves with them, and a crash leaves
+    either all of them or none (plus, at worst, one partial last line that `read_results` names)."""
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    if not data:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:  # unbuffered: one write() unless the kernel takes less
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def read_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -106,7 +116,7 @@ def render_leaderboard(records: Iterable[Mapping[str, Any]], published: Mapping[
         sign = 1.0 if primary in LOWER_IS_BETTER else -1.0
         rows.sort(key=lambda r: (sign * _sortable(r["metrics"][primary]["value"]), r["model"]))
         lines += [f"## {suite} — {task}", ""]
-        lines += [f"Protocols: " + ", ".join(f"`{p}`" for _, p in protocols) + "."]
+        lines += ["Protocols: " + ", ".join(f"`{p}`" for _, p in protocols) + "."]
         lines.append("")
         paper = published.get(suite, {})
         header = ["#", "model", *metric_names, "n", "comparable", "images/s", "hardware", "date"]

@@ -63,6 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.errors import ZooError
+from zoo.benchmark.results import append_lines
 
 __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
@@ -995,12 +996,14 @@ def run_speed(keys: Sequence[str], cfg: SpeedConfig, out_dir: Path, *, subproces
         say(f"{key} ...")
         t0 = time.perf_counter()
         got = _run_subprocess(key, cfg, imports, timeout) if subprocesses else measure_method(key, cfg)
-        with path.open("a") as f:
-            for r in got:
-                r = {**r, **common, "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
-                f.write(json.dumps(r) + "\n")
-                records.append(r)
-                say("  " + _line(r))
+        date = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        got = [{**r, **common, "date": date} for r in got]
+        # one locked append per method: a concurrent run into the same file never splits these lines, and a
+        # run killed mid-method has recorded nothing of that method
+        append_lines(path, [json.dumps(r) for r in got])
+        for r in got:
+            records.append(r)
+            say("  " + _line(r))
         say(f"  ({time.perf_counter() - t0:.0f} s)")
     say(f"-> {path}")
     return records

@@ -76,7 +76,7 @@ from zoo.imageio import from_batch, to_batch
 from zoo.module import ZooModule
 from zoo.registry import register, register_converter
 from zoo.tasks import inference_mode_of, to_module
-from zoo.tiling import get_budget
+from zoo.tiling import check_pixels, get_budget
 from zoo.training import EvaluationSteps, adam
 from zoo.visual import GridCollector
 
@@ -544,6 +544,8 @@ class Colorization(EvaluationSteps, ZooModule):
             raise ZooError(f"tile must be None (automatic), 0 (never tile) or a tile side in pixels, got {tile!r}")
         batch, kind = to_batch(x)
         pixels_per_row = batch.shape[0] * batch.shape[-1]
+        if tile == 0:
+            check_pixels(*batch.shape[-2:], what="colorize with tile=0")
         if tile is None:
             rows = max(1, get_budget() // (LAB_BYTES_PER_PIXEL * pixels_per_row))
         else:

@@ -40,6 +40,7 @@ from zoo.nn import (
 )
 from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, apply_network, inference_mode_of
+from zoo.tiling import check_pixels
 from zoo.training import adam, check_training_size, set_epoch_lr
 from zoo.visual import GridCollector
 
@@ -393,6 +394,7 @@ class MUNIT(TranslationMixin, ZooModule):
         styles = self.sample_styles(int(n), seed)
         network = self.generator(direction, styles)
         padded, size = pad_to_multiple(batch.to(self.device), int(self.io["size_multiple"]), min_size=self.min_input_size)
+        check_pixels(*padded.shape[-2:], what="MUNIT sample", tiling_possible=False)
         with torch.inference_mode(), inference_mode_of(network, True):
             y = network(to_range(padded, self.io["range"]))
         out = from_range(crop_to(y, size), self.io["range"])
