@@ -16,6 +16,20 @@ __all__ = [
 class ZooError(Exception):
     """Base class of every error that `zoo` raises for a user mistake or a missing resource."""
 
+    def __str__(self) -> str:
+        return _unwrap_worker(super().__str__(), type(self))
+
+
+def _unwrap_worker(message: str, cls: type) -> str:
+    """The original message of an error re-raised from a DataLoader worker. torch re-raises it as
+    `cls("Caught X in DataLoader worker process N.\nOriginal Traceback ...\n<module>.X: <message>")`,
+    which would put a traceback into the one-line `error: ...` of the command-line tools."""
+    if not (message.startswith("Caught ") and "\nOriginal Traceback (most recent call last):" in message):
+        return message
+    head = f"\n{cls.__module__}.{cls.__qualname__}: "
+    at = message.rfind(head)
+    return message[at + len(head):].rstrip("\n") if at >= 0 else message
+
 
 class RegistryError(ZooError):
     """`registry.yaml` (or a registration) is malformed; the message names the entry and the field."""
@@ -25,7 +39,7 @@ class UnknownModelError(ZooError, KeyError):
     """A model or method name that the registry does not know; the message lists the closest names."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
+        return _unwrap_worker(str(self.args[0]), type(self)) if self.args else ""
 
 
 class DataError(ZooError):

@@ -8,6 +8,7 @@ in `read_image` and for 4-channel arrays and tensors in `to_batch`.
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -104,15 +105,32 @@ def _la_premultiplied(img: Image.Image) -> Image.Image:
     return Image.fromarray(out, mode="L").convert("RGB")
 
 
-def read_image(path: str | os.PathLike[str]) -> Image.Image:
+def _as_path(path: str | bytes | os.PathLike) -> Path:
+    """A Path of a str, a PathLike, or a bytes name (a file name that is not UTF-8, as os.listdir(b".")
+    gives it: decoded with the file-system encoding's surrogateescape, which os functions undo)."""
+    return Path(os.fsdecode(path) if isinstance(path, bytes) else path)
+
+
+def _broken_link(p: Path) -> str:
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"{p} is a symbolic link that loops (it resolves to itself): fix or remove the link"
+    return f"{p} is a symbolic link to {os.readlink(p)}, which does not exist: fix or remove the link"
+
+
+def read_image(path: str | bytes | os.PathLike[str]) -> Image.Image:
     """Read an image file as an 8-bit RGB PIL image.
 
     Applies the EXIF orientation, takes the first frame of multi-frame files (GIF/TIFF), converts
     every mode with `to_rgb` (transparency composited over white), and fully decodes the file so
     that truncated files fail here. Any failure raises `ImageReadError` naming the file.
     """
-    p = Path(path)
+    p = _as_path(path)
     if not p.exists():
+        if p.is_symlink():
+            raise ImageReadError(_broken_link(p))
         raise ImageReadError(f"image file {p} does not exist: check the path")
     if p.is_dir():
         raise ImageReadError(f"{p} is a folder, not an image file: pass the path of an image")
@@ -131,6 +149,12 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
         size = p.stat().st_size
         what = "the file is empty (0 bytes)" if size == 0 else "it is not an image PIL recognises"
         raise _bad_file(p, what) from None
+    except PermissionError as e:
+        raise ImageReadError(
+            f"cannot read image {p}: permission denied ({e.strerror}). Make the file readable "
+            f"(chmod a+r) or remove it (or pass skip_bad=True / --data.skip_bad true to the DataModule "
+            f"to skip unreadable files)"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise _bad_file(p, f"it is too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as e:
@@ -201,9 +225,11 @@ def to_batch(x: Any) -> tuple[torch.Tensor, InputKind]:
     (CHW or BCHW, float in [0, 1], or uint8 / 255). 1 channel is repeated to RGB, 4 channels are
     composited over white. Tensors stay on their device and keep their autograd graph.
     """
-    if isinstance(x, (str, os.PathLike)):
-        p = Path(x)
+    if isinstance(x, (str, bytes, os.PathLike)):
+        p = _as_path(x)
         if not p.is_file():
+            if p.is_symlink():
+                raise ImageReadError(_broken_link(p))
             raise DataError(f"{p} is not a file: pass an existing image path, or {_ACCEPTED}")
         batch, _ = to_batch(read_image(p))
         return batch, InputKind("pil")
@@ -239,6 +265,11 @@ def to_batch(x: Any) -> tuple[torch.Tensor, InputKind]:
         elif t.is_floating_point():
             t = t.float()
             if not t.requires_grad:  # an optimised image may leave [0, 1] transiently
+                if not bool(torch.isfinite(t).all()):
+                    raise DataError(
+                        f"tensor of shape {tuple(x.shape)} holds NaN or infinite values: pass finite "
+                        f"values in [0, 1] (e.g. torch.nan_to_num(x).clamp(0, 1))"
+                    )
                 lo, hi = float(t.min()), float(t.max())
                 if lo < -1e-3 or hi > 1 + 1e-3:
                     raise DataError(

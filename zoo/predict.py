@@ -6,7 +6,9 @@ or the style of a reference image; style methods: `stylize` with `--style` image
 weight vector for `cin`; `inversion`: the image reconstructed from its features; super-resolution models:
 `upscale`; `colorization`: `colorize`). `--set` passes options to the verb (`--set steps=200 --set
 init=content`, `--set temperature=1`). Images made with random feature weights carry a
-`zoo-warning` PNG text entry."""
+`zoo-warning` PNG text entry. An input that cannot be read is reported as `error: cannot read image
+<path>: ...` and skipped: the other outputs are written and the exit status is 2 (0 when every input was
+written); any other mistake stops the command with `error: ...` and exit status 2."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
             if not found:
                 raise DataError(f"{p} contains no images: pass image files or a folder that holds some")
             items += [(Path(f), Path(f).relative_to(p).with_suffix(".png")) for f in found]
-        elif p.is_file():
+        elif p.is_file() or p.is_symlink():  # a broken link is reported by read_image, naming it
             items.append((p, Path(p.name).with_suffix(".png")))
         else:
             raise DataError(f"{p}: no such file or folder")
@@ -90,15 +92,20 @@ def _options(items: list[str] | None) -> dict[str, Any]:
 def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, direction: str | None = None,
                   eval_mode: bool | None = None, n: int | None = None, seed: int | None = None,
                   style: str | list[str] | None = None, alpha: float | None = None,
-                  weights: list[float] | None = None, options: dict[str, Any] | None = None) -> list[Path]:
+                  weights: list[float] | None = None, options: dict[str, Any] | None = None,
+                  unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Run the model's verb on every image in `inputs` (files or folders) into `out`; returns the paths.
 
     Multimodal models (MUNIT): `n` writes n samples per input as `<name>_s00.png ...` (styles drawn
     with `seed`), `style` translates with the style of that reference image. Style methods: `stylize`
     with `style` (image path(s), or a style index / weights for `cin`), `alpha`, `weights` and
     `options`; `inversion`: `invert(image, **options)`; super-resolution: `upscale(image)`; colorization:
-    `colorize(image, **options)`."""
-    from zoo.errors import ZooError
+    `colorize(image, **options)`.
+
+    An input that cannot be read (corrupt, truncated, empty, not an image, a broken link, no read
+    permission) raises `ImageReadError` naming it; when `unreadable` is a list, it is appended there as
+    (path, message) instead and the other inputs are still written."""
+    from zoo.errors import ImageReadError, ZooError
     from zoo.imageio import read_image
 
     options = dict(options or {})
@@ -126,7 +133,13 @@ def predict_files(model: "ZooModule", inputs: list[str], out: str | Path, *, dir
         values = [_style_value(s) for s in styles]
         style_arg = values[0] if len(values) == 1 else values
     for path, name in _inputs(inputs):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            if unreadable is None:
+                raise
+            unreadable.append((path, str(error)))
+            continue
         if stylizes:
             kwargs = {"alpha": alpha} if alpha is not None else {}
             results = {name: model.stylize(image, style_arg, weights=weights, **kwargs, **options)}
@@ -197,13 +210,20 @@ def main(argv: list[str] | None = None) -> list[Path]:
             model.compile_networks(inference_only=True)
         mode = None if args.eval_mode is None else args.eval_mode == "true"
         weights = None if args.weights is None else _weights(args.weights)
+        unreadable: list[tuple[Path, str]] = []
         written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode,
                                 n=args.n, seed=args.seed, style=args.style, alpha=args.alpha, weights=weights,
-                                options=_options(args.set))
+                                options=_options(args.set), unreadable=unreadable)
     except zoo.ZooError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
     print(f"wrote {len(written)} image(s) to {args.out}")
+    if unreadable:
+        for _, message in unreadable:
+            print(f"error: {message}", file=sys.stderr)
+        print(f"error: {len(unreadable)} input(s) could not be read (listed above) and were skipped; the other "
+              f"outputs were written", file=sys.stderr)
+        raise SystemExit(2)
     return written
 
 

@@ -363,7 +363,7 @@ class ContentStyleDataModule(SeededLoaders):
                     # the header: PIL decodes a whole PNG to find its EXIF chunk.
                     if img.format in ("JPEG", "MPO", "TIFF", "WEBP") and img.getexif().get(0x0112) in (5, 6, 7, 8):
                         w, h = h, w
-            except (OSError, SyntaxError, ValueError, EOFError):
+            except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
                 read_style(p)  # raises ImageReadError naming the file and saying styles are never skipped
                 raise
             sizes.append((w, h))

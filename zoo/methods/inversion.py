@@ -256,6 +256,12 @@ class Inversion(PerImageOptimizer, ZooModule):
         if batch.shape[0] != 1:
             raise ZooError(f"invert takes one image, got a batch of {batch.shape[0]}")
         image = resize_shorter(batch.to(device, dtype).clone(), s["image_size"])
+        pools = sum(name.startswith("pool") for name in self._names[: self._names.index(layer) + 1])
+        if min(image.shape[-2:]) < 2**pools:
+            raise ZooError(
+                f"a {image.shape[-1]}x{image.shape[-2]} image is too small for {layer}, which sits behind {pools} "
+                f"poolings: pass an image of at least {2**pools} pixels a side, or image_size={2**pools} or more"
+            )
         with torch.no_grad():
             return self.features(image, layer).detach(), (image.shape[-2], image.shape[-1])
 
