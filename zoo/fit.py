@@ -195,6 +195,9 @@ class ZooCLI(LightningCLI):
                             help="train in channels_last (NHWC) memory format (also --model.channels_last true)")
         parser.add_argument("--baseline", type=bool, default=True,
                             help="validate once before training (not when resuming) so the log shows the start")
+        parser.add_argument("--ddp_timeout", type=Optional[float], default=None,
+                            help="DDP: seconds a rank waits for the others in a collective before the run fails "
+                                 "(default: $ZOO_DDP_TIMEOUT_S or 600)")
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
@@ -222,6 +225,9 @@ class ZooCLI(LightningCLI):
 
         from zoo.training import ZooCheckpoint
 
+        from zoo.distributed import ddp_with_timeout
+
+        config = {**config, "strategy": ddp_with_timeout(config.get("strategy", "auto"), self.config.get("ddp_timeout"))}
         self.validation_record = ValidationRecord()
         callbacks = [*callbacks, self.validation_record]
         configured = config.get("callbacks") or []

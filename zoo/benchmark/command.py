@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import fnmatch
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
+from zoo.distributed import ddp_with_timeout
 
 __all__ = ["main", "build_parser", "resolve_models", "folder_name", "speed_config", "run_speed_command"]
 
@@ -442,7 +441,8 @@ def run(args: argparse.Namespace) -> int:
     backbones = "random" if args.random_backbones else suite.backbones
     weights = {"inception": args.inception_weights, "lpips": args.lpips_weights}
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
-    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices, "strategy": args.strategy, "num_nodes": args.num_nodes,
+    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices, "strategy": ddp_with_timeout(args.strategy),
+                      "num_nodes": args.num_nodes,
                       "enable_progress_bar": sys.stderr.isatty()}
 
     records: list[dict[str, Any]] = []
