@@ -98,16 +98,17 @@ def _env(tmp: Path) -> dict:
 
 def _kill_at(tmp: Path, args: list[str], root: Path, mode: str, n: int) -> None:
     """Run zoo.fit ARGS into `root` through the stall wrapper; SIGKILL it once it stalls."""
-    script, marker = tmp / "stall.py", tmp / f"stalled-{root.name}"
+    script, marker, log = tmp / "stall.py", tmp / f"stalled-{root.name}", tmp / f"stall-{root.name}.log"
     script.write_text(STALL)
-    process = subprocess.Popen([sys.executable, str(script), mode, str(n), str(marker), *args,
-                                f"--trainer.default_root_dir={root}"], cwd=tmp, env=_env(tmp),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as output:  # a file, not a pipe: a full pipe would block the run before it stalls
+        process = subprocess.Popen([sys.executable, str(script), mode, str(n), str(marker), *args,
+                                    f"--trainer.default_root_dir={root}"], cwd=tmp, env=_env(tmp),
+                                   stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
             if process.poll() is not None:
-                pytest.fail(f"the run ended before it stalled: {process.stderr.read()[-3000:]}")
+                pytest.fail(f"the run ended before it stalled: {log.read_text()[-3000:]}")
             assert time.monotonic() < deadline, "the run never stalled"
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
