@@ -198,6 +198,9 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--ddp_timeout", type=Optional[float], default=None,
                             help="DDP: seconds a rank waits for the others in a collective before the run fails "
                                  "(default: $ZOO_DDP_TIMEOUT_S or 600)")
+        parser.add_argument("--checkpoint_every_n_batches", type=int, default=0,
+                            help="also write checkpoints/last.ckpt every N training batches, mid-epoch (0: at the "
+                                 "end of each epoch only); --ckpt_path last then resumes exactly where it was")
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
@@ -223,16 +226,23 @@ class ZooCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
+        from zoo.distributed import ddp_with_timeout
         from zoo.training import ZooCheckpoint
 
-        from zoo.distributed import ddp_with_timeout
-
+        # a DDP strategy named by a string gets zoo's collective timeout (a stalled rank fails the run)
         config = {**config, "strategy": ddp_with_timeout(config.get("strategy", "auto"), self.config.get("ddp_timeout"))}
         self.validation_record = ValidationRecord()
         callbacks = [*callbacks, self.validation_record]
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
-        if not any(isinstance(c, ModelCheckpoint) for c in configured):  # the user's own take precedence
+        every = int(self.config.get("checkpoint_every_n_batches") or 0)
+        if every < 0:
+            raise ZooError(f"--checkpoint_every_n_batches must be >= 0, got {every}")
+        if any(isinstance(c, ModelCheckpoint) for c in configured):
+            if every:
+                log.warning("--checkpoint_every_n_batches applies to zoo's own checkpoints, which your ModelCheckpoint "
+                            "replaces: give it every_n_train_steps instead")
+        else:  # the user's own take precedence
             monitor, mode = self.model.monitor
             # Two callbacks: since Lightning 2.6 `save_last=True` only refreshes last.ckpt when the monitored
             # metric improved, and resuming needs the latest state every epoch.
@@ -240,7 +250,8 @@ class ZooCLI(LightningCLI):
                 *callbacks,
                 ZooCheckpoint(monitor=monitor, mode=mode, save_top_k=1,
                               filename="best-epoch{epoch:03d}-step{step:07d}", auto_insert_metric_name=False),
-                ZooCheckpoint(save_top_k=1, filename=ZooCheckpoint.CHECKPOINT_NAME_LAST, enable_version_counter=False),
+                ZooCheckpoint(save_top_k=1, filename=ZooCheckpoint.CHECKPOINT_NAME_LAST, enable_version_counter=False,
+                              every_n_batches=every),
             ]
         return super()._instantiate_trainer(config, callbacks)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "plain_name"]
+__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "plain_name", "is_temporary", "DigestWriter",
+           "sha256_file"]
 
 
 def zoo_cache_dir() -> Path:
@@ -54,10 +56,48 @@ def apply_umask(path: str | os.PathLike[str]) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
 
 
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is (by its name) an `atomic_file` temporary: `.<name>.<random>.tmp`. A process killed
+    mid-write leaves one behind; it is never a finished file."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+class DigestWriter:
+    """A write-only file object that passes bytes on to `target` and counts their size and sha256 on the way,
+    so a file's checksum is known when it is written without reading it back."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._sha256.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def atomic_file(path: str | os.PathLike[str], before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
     """Write `path` through a temporary file in the same folder: on success it is flushed, fsynced
-    and renamed into place; on any error the temporary file is removed and `path` is left untouched."""
+    and renamed into place; on any error the temporary file is removed and `path` is left untouched.
+    `before_replace` runs after the fsync, just before the rename (e.g. to record the new file's checksum)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -67,6 +107,8 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         apply_umask(tmp)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -474,6 +474,9 @@ def _torch_load_safe(path: Path) -> Any:
 
 
 def _load_ckpt(path: Path, *, device: Any, strict: bool) -> ZooModule:
+    from zoo.training import verify_checkpoint
+
+    verify_checkpoint(path)  # against the size and sha256 recorded when zoo.fit wrote it
     ckpt = _torch_load_safe(path)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(

@@ -1,8 +1,9 @@
-"""Training plumbing shared by every method: atomic checkpoint files, checkpoint folders that do not
-depend on the logger's version, and RNG state carried in checkpoints so that resuming is exact."""
+"""Training plumbing shared by every method: atomic, checksummed checkpoint files, checkpoint folders that
+do not depend on the logger's version, and RNG state carried in checkpoints so that resuming is exact."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -14,29 +15,145 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from zoo.fsutil import atomic_file
+from zoo.errors import CheckpointError
+from zoo.fsutil import DigestWriter, atomic_file, is_temporary, sha256_file
 
-__all__ = ["EvaluationSteps", "AtomicCheckpointIO", "ZooCheckpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size", "adam"]
+__all__ = ["EvaluationSteps", "AtomicCheckpointIO", "ZooCheckpoint", "checksum_path", "checkpoint_problem",
+           "verify_checkpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size", "adam"]
+
+#: `<name>.ckpt` is checked against `<name>.ckpt` + CHECKSUM_SUFFIX: JSON {"size", "sha256", "earlier": [...]}.
+CHECKSUM_SUFFIX = ".sha256"
+#: Records of earlier versions kept in the checksum file: the record of a new version is written just before
+#: its rename, so a kill in between leaves the previous version in place, which must still verify.
+_EARLIER_RECORDS = 2
+
+
+def checksum_path(path: str | Path) -> Path:
+    """The checksum file of checkpoint `path`."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def _write_checksum(path: Path, size: int, sha256: str) -> None:
+    sidecar = checksum_path(path)
+    earlier: list[dict[str, Any]] = []
+    try:
+        old = json.loads(sidecar.read_text())
+        earlier = [{"size": old["size"], "sha256": old["sha256"]}, *old.get("earlier", [])][:_EARLIER_RECORDS]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: start afresh
+    record = {"file": path.name, "size": size, "sha256": sha256, "earlier": earlier}
+    with atomic_file(sidecar) as handle:
+        handle.write(json.dumps(record, indent=1).encode())
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """What is wrong with checkpoint `path` by its checksum file (size, then sha256), or None when it matches
+    (or has no checksum file to be checked against: written by something else)."""
+    path, sidecar = Path(path), checksum_path(path)
+    if not sidecar.is_file():
+        return None
+    try:
+        record = json.loads(sidecar.read_text())
+        records = [(int(r["size"]), str(r["sha256"])) for r in [record, *record.get("earlier", [])]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its checksum file {sidecar.name} is unreadable"
+    size = path.stat().st_size
+    if all(size != expected for expected, _ in records):
+        return f"it is {size} bytes where {sidecar.name} records {records[0][0]} (truncated or cut short by a crash)"
+    digest = sha256_file(path)
+    if (size, digest) not in records:
+        return f"its sha256 {digest[:16]}... differs from the {records[0][1][:16]}... recorded in {sidecar.name} (modified or corrupted)"
+    return None
+
+
+def _intact_neighbour(path: Path) -> Path | None:
+    """The newest other checkpoint in `path`'s folder that its checksum file vouches for."""
+    candidates = [p for p in path.parent.glob("*.ckpt") if p != path and not is_temporary(p) and p.is_file()]
+    for other in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        if checksum_path(other).is_file() and checkpoint_problem(other) is None:
+            return other
+    return None
+
+
+def _damaged(path: Path, problem: str) -> CheckpointError:
+    good = _intact_neighbour(path)
+    if good is not None:
+        advice = (f"The newest intact checkpoint there is {good}: resume from it with --ckpt_path {good} "
+                  f"(or zoo.load it), or delete {path.name} to use it as `last`.")
+    else:
+        advice = f"No intact checkpoint is left in {path.parent}: delete {path} and train again without --ckpt_path."
+    return CheckpointError(f"checkpoint {path} is damaged: {problem}. {advice}")
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Raise `CheckpointError` naming `path`, what is wrong and the newest intact checkpoint beside it, when
+    `path` does not match its checksum file."""
+    path = Path(path)
+    if path.is_file() and (problem := checkpoint_problem(path)) is not None:
+        raise _damaged(path, problem)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes `<name>.ckpt` through a temporary file in the same folder, fsyncs it, then renames it into
-    place: a crash or a full disk mid-write leaves the previous checkpoint untouched."""
+    """Writes `<name>.ckpt` through a temporary file in the same folder, fsyncs it, records its size and
+    sha256 in `<name>.ckpt.sha256`, then renames it into place: a crash or a full disk mid-write leaves the
+    previous checkpoint untouched, and a truncated or altered checkpoint is detected when it is loaded."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         if "://" in str(path):  # remote filesystems: fsspec's own write semantics
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_file(path) as handle:
-            torch.save(checkpoint, handle)
+        path = Path(path)
+        writer: DigestWriter | None = None
+        with atomic_file(path, before_replace=lambda: _write_checksum(path, writer.size, writer.sha256)) as handle:
+            writer = DigestWriter(handle)
+            torch.save(checkpoint, writer)
+        # Temporaries of this name left by a process killed mid-write: never checkpoints, only wasted space.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        # Our own checkpoints hold tensors and plain containers only; never unpickle anything else.
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        if "://" not in str(path):
+            verify_checkpoint(path)
+        try:
+            # Our own checkpoints hold tensors and plain containers only; never unpickle anything else.
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # truncated zip, bad pickle, ...: a checkpoint without a checksum file
+            if "://" in str(path):
+                raise
+            raise _damaged(Path(path), f"it cannot be read ({type(error).__name__}: {error})") from error
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        super().remove_checkpoint(path)
+        if "://" not in str(path):
+            checksum_path(path).unlink(missing_ok=True)
 
 
 class ZooCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that writes into `<default_root_dir>/checkpoints` unless told otherwise, so
-    `--ckpt_path last` finds `last.ckpt` again in the next run (the logger's version folder changes)."""
+    `--ckpt_path last` finds `last.ckpt` again in the next run (the logger's version folder changes).
+
+    `every_n_batches` > 0 also writes this callback's file every that many training batches (iterations, not
+    Lightning's optimizer steps: a GAN batch steps two or three optimizers), mid-epoch: meant for `last.ckpt`
+    (no monitor), so that a killed run resumes where it was (zoo's training loaders resume mid-epoch exactly)."""
+
+    def __init__(self, *args: Any, every_n_batches: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if every_n_batches < 0:
+            raise ValueError(f"every_n_batches must be >= 0, got {every_n_batches}")
+        self.every_n_batches = int(every_n_batches)
+
+    def on_train_batch_end(self, trainer: "L.Trainer", pl_module: "L.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        # The epoch's last batch is left to the end-of-epoch save that follows it.
+        if (self.every_n_batches and progress.total.processed % self.every_n_batches == 0
+                and not progress.is_last_batch and not trainer.sanity_checking and self.dirpath is not None):
+            # Public API, called on every rank (the strategy writes on rank 0), into this callback's file name.
+            metrics = {"epoch": torch.tensor(trainer.current_epoch), "step": torch.tensor(trainer.global_step)}
+            trainer.save_checkpoint(self.format_checkpoint_name(metrics))
 
     def _use_root_dir(self, trainer: "L.Trainer") -> None:
         if self.dirpath is None:
@@ -47,7 +164,8 @@ class ZooCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
 
     def _find_last_checkpoints(self, trainer: "L.Trainer") -> set[str]:
-        # `ckpt_path="last"` is resolved before setup(): the folder must be known by then too.
+        # `ckpt_path="last"` is resolved before setup(): the folder must be known by then too. (Lightning only
+        # takes `last*.ckpt`: never the checksum files nor the `.last.ckpt.*.tmp` left by a killed write.)
         self._use_root_dir(trainer)
         return super()._find_last_checkpoints(trainer)
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.builtin import BUILTIN_DATASETS, builtin_layout, ensure_builtin
 from zoo.data.folders import AlignedDataset, PairedDataset, UnpairedDataset
-from zoo.data.sampling import EpochSampler
+from zoo.data.sampling import EpochSampler, ResumableLoader
 from zoo.data.layouts import LAYOUTS, LayoutFiles, SplitFiles, collect_files, detect_layout
 from zoo.data.transforms import PREPROCESS_MODES, PairedTransform
 from zoo.errors import DataError
@@ -76,7 +76,8 @@ class SeededLoaders(L.LightningDataModule):
         assert dataset is not None
         # Training order and augmentations come from (seed, epoch) alone: see zoo.data.sampling.
         sampler = EpochSampler(len(dataset), seed=self.seed, **self._replicas()) if shuffle else None
-        return DataLoader(
+        # Training loaders resume mid-epoch (zoo.data.sampling.ResumableLoader); evaluation ones restart.
+        loader = (ResumableLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -86,6 +87,23 @@ class SeededLoaders(L.LightningDataModule):
             drop_last=False,
             **loader_options(self.num_workers, self.pin_memory, self.persistent_workers),
         )
+        if isinstance(loader, ResumableLoader):
+            loader.progress = self._epoch_progress
+            trainer = getattr(self, "trainer", None)
+            if trainer is not None and sampler is not None:
+                # The epoch Lightning trains next (restored on resume). With worker processes the iterator
+                # draws indices as soon as it is created, which Lightning does before it sets the epoch.
+                sampler.set_epoch(int(trainer.fit_loop.epoch_progress.current.processed))
+        return loader
+
+    def _epoch_progress(self) -> tuple[int, bool]:
+        """(batches the training loop consumed in the current epoch, whether the epoch is done), from the
+        loop's own counters: saved mid-batch-end they count the batch just trained."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, False
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        return done, done >= trainer.num_training_batches
 
     def _replicas(self) -> dict[str, int]:
         """This process's share of the training set under DDP (Lightning leaves our sampler alone)."""
