@@ -1,16 +1,20 @@
 """DDP as zoo runs it: a collective timeout, so that a rank that stalls makes the others fail with a timeout
-error instead of waiting forever. (A rank that raises or dies already ends the run: Lightning's launcher
+error instead of waiting forever, and `EndAllRanksOnError`, so that the ranks the launching process started
+end with it. (A started rank that raises or dies already ends the run: Lightning's launcher watches them and
 kills every process as soon as one exits with an error.)"""
 
 from __future__ import annotations
 
 import os
+import signal
 from datetime import timedelta
 from typing import Any
 
+import lightning as L
+
 from zoo.errors import ZooError
 
-__all__ = ["DEFAULT_DDP_TIMEOUT_S", "ddp_timeout_s", "ddp_with_timeout"]
+__all__ = ["DEFAULT_DDP_TIMEOUT_S", "ddp_timeout_s", "ddp_with_timeout", "EndAllRanksOnError"]
 
 #: seconds a rank waits in a collective (all-reduce, barrier) for the others; $ZOO_DDP_TIMEOUT_S overrides.
 #: Longer than any step or checkpoint write, far shorter than torch's 30 minutes.
@@ -44,3 +48,16 @@ def ddp_with_timeout(strategy: Any, timeout_s: float | None = None, *, find_unus
 
     return DDPStrategy(start_method=_START_METHODS[name], find_unused_parameters=find_unused or name != strategy,
                        timeout=timedelta(seconds=ddp_timeout_s(timeout_s)))
+
+
+class EndAllRanksOnError(L.Callback):
+    """When the launching process (rank 0) fails, for instance at the collective timeout, SIGKILL the ranks it
+    started. Lightning does so only for Ctrl-C: a rank stalled outside a collective (a hung data read, an
+    endless loop) would otherwise outlive the failed run, holding its memory and the caller's output pipes."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+        launcher = getattr(trainer.strategy, "launcher", None)
+        if isinstance(launcher, _SubprocessScriptLauncher) and launcher.procs:
+            launcher.kill(signal.SIGKILL)

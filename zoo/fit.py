@@ -226,13 +226,13 @@ class ZooCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        from zoo.distributed import ddp_with_timeout
+        from zoo.distributed import EndAllRanksOnError, ddp_with_timeout
         from zoo.training import ZooCheckpoint
 
         # a DDP strategy named by a string gets zoo's collective timeout (a stalled rank fails the run)
         config = {**config, "strategy": ddp_with_timeout(config.get("strategy", "auto"), self.config.get("ddp_timeout"))}
         self.validation_record = ValidationRecord()
-        callbacks = [*callbacks, self.validation_record]
+        callbacks = [*callbacks, self.validation_record, EndAllRanksOnError()]
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
         every = int(self.config.get("checkpoint_every_n_batches") or 0)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from zoo.benchmark.data import BenchDataset, ShardSampler, collate_items
 from zoo.benchmark.suites import Track
 from zoo.errors import WeightsNotFoundError, ZooError
+from zoo.distributed import EndAllRanksOnError
 from zoo.metrics.base import MetricResult, ZooMetric
 
 __all__ = ["BenchModule", "BenchData", "build_metric", "build_metrics", "item_seed", "run_track", "hardware"]
@@ -332,6 +333,7 @@ def run_track(
         "inference_mode": True,
         **trainer_kwargs,
     }
+    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), EndAllRanksOnError()]  # zoo.distributed
     trainer = L.Trainer(**kwargs)
     trainer.test(module, datamodule=BenchData(dataset, batch_size, num_workers), verbose=False)
     return module, trainer
