@@ -378,3 +378,33 @@ def test_checksum_file_survives_a_kill_between_its_write_and_the_rename(tmp_path
     assert int(io.load_checkpoint(path)["step"]) == 1
     io.remove_checkpoint(path)
     assert not checksum_path(path).exists()
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch):
+    """Simulated ENOSPC halfway through a checkpoint: a CheckpointError (zoo.fit: `error: ...`, exit 2) that
+    names the file and the cause; the previous checkpoint still verifies and loads; no temporary is left."""
+    import errno
+
+    from zoo.fsutil import DigestWriter
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": torch.tensor(1), "weights": torch.arange(1000.0)}, path)
+    real_write = DigestWriter.write
+
+    def full_disk(self, data):
+        if self.size > 100:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(DigestWriter, "write", full_disk)
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*last\.ckpt \(No space left on device\); "
+                                              r"the previous one is intact"):
+        io.save_checkpoint({"step": torch.tensor(2), "weights": torch.zeros(1000)}, path)
+    with pytest.raises(CheckpointError, match="no earlier one exists"):
+        io.save_checkpoint({"step": torch.tensor(2), "weights": torch.zeros(1000)}, tmp_path / "other.ckpt")
+    monkeypatch.undo()
+    verify_checkpoint(path)
+    state = io.load_checkpoint(path)
+    assert int(state["step"]) == 1 and torch.equal(state["weights"], torch.arange(1000.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from zoo import official, registry
-from zoo.fsutil import fsync_dir, zoo_cache_dir
+from zoo.fsutil import fsync_dir, sha256_file, zoo_cache_dir
 from zoo.errors import CheckpointError, UnknownModelError, WeightsNotFoundError, ZooError
 from zoo.redact import redact
 from zoo.module import ZooModule
@@ -58,15 +58,6 @@ _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 # ------------------------------------------------------------------------------------ small helpers
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """The sha256 hex digest of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_sha256(model: torch.nn.Module) -> str:
     """The sha256 of `model`'s weights as `save_pretrained` would write them (model.safetensors): the
     same digest as the file of a folder saved from this model, computed in memory."""

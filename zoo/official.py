@@ -33,7 +33,7 @@ import torch
 
 from zoo import registry
 from zoo.errors import CheckpointError, ZooError
-from zoo.fsutil import atomic_file, plain_name, zoo_cache_dir
+from zoo.fsutil import atomic_file, plain_name, sha256_file, zoo_cache_dir
 from zoo.module import ZooModule
 
 __all__ = [
@@ -144,21 +144,13 @@ def lock(name: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------- sha256
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_sha256(path: Path, spec: Mapping[str, Any], *, is_member: bool = False) -> str:
     """Check an official file's sha256 and return it.
 
     Against registry.yaml's digest when it has one (for archive releases that digest is the archive's, so an
     extracted member is checked against its record only); otherwise against the digest recorded the first time a
     file of this name was used, which is written then and printed. A mismatch raises `CheckpointError`."""
-    digest = _sha256(path)
+    digest = sha256_file(path)
     cache_name = _member_name(spec) if is_member else _url_name(spec)
     expected = None if is_member else spec.get("sha256")
     if expected:

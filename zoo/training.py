@@ -94,6 +94,19 @@ def verify_checkpoint(path: str | Path) -> None:
         raise _damaged(path, problem)
 
 
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError behind `error`: itself, or what it was raised from or while handling (torch.save reports a
+    failed write of its zip writer as a RuntimeError raised while handling the file's OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes `<name>.ckpt` through a temporary file in the same folder, fsyncs it, records its size and
     sha256 in `<name>.ckpt.sha256`, then renames it into place: a crash or a full disk mid-write leaves the
@@ -104,9 +117,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         writer: DigestWriter | None = None
-        with atomic_file(path, before_replace=lambda: _write_checksum(path, writer.size, writer.sha256)) as handle:
-            writer = DigestWriter(handle)
-            torch.save(checkpoint, writer)
+        try:
+            with atomic_file(path, before_replace=lambda: _write_checksum(path, writer.size, writer.sha256)) as handle:
+                writer = DigestWriter(handle)
+                torch.save(checkpoint, writer)
+        except Exception as error:
+            cause = _os_error(error)
+            if cause is None:
+                raise
+            # a full disk, a quota, a read-only folder: said once, with what is left
+            before = "the previous one is intact" if path.is_file() else "no earlier one exists"
+            raise CheckpointError(f"could not write checkpoint {path} ({cause.strerror or cause}); {before}. Free "
+                                  "space (or choose another --trainer.default_root_dir) and resume with "
+                                  "--ckpt_path last.") from None
         # Temporaries of this name left by a process killed mid-write: never checkpoints, only wasted space.
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
