@@ -243,7 +243,7 @@ def _check_device(device: str) -> None:
 
     try:
         kind = torch.device(device).type
-    except RuntimeError as error:
+    except RuntimeError:
         raise ZooError(f"--device {device!r} is not a device name: use cpu, cuda or cuda:N") from None
     if kind == "cuda" and not torch.cuda.is_available():
         raise ZooError(f"--device {device!r}: no CUDA GPU is available here; use --device cpu")
