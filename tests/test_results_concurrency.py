@@ -27,6 +27,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_concurrent_appends_never_interleave(tmp_path):
     script, path = tmp_path / "writer.py", tmp_path / "results" / "speed.jsonl"
     script.write_text(WRITER)
@@ -53,6 +54,7 @@ def test_a_partial_last_line_is_named(tmp_path):
         read_results(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_speed_run_killed_mid_method_records_nothing_of_it(tmp_path):
     """SIGKILL while the second method is being measured: the file holds the first method's records, whole,
     and none of the second's."""
