@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -145,6 +146,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except Exception as error:  # truncated zip, bad pickle, ...: a checkpoint without a checksum file
             if "://" in str(path):
                 raise
+            if isinstance(error, pickle.UnpicklingError):  # intact, but it holds more than tensors: refused
+                from zoo.official import REFUSE_PICKLE
+
+                raise CheckpointError(f"checkpoint {path} needs more than weights to unpickle. {REFUSE_PICKLE}") from None
             raise _damaged(Path(path), f"it cannot be read ({type(error).__name__}: {error})") from error
 
     def remove_checkpoint(self, path: str | Path) -> None:
