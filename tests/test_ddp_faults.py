@@ -96,6 +96,7 @@ BENCH = textwrap.dedent('''
         def translate(self, x, direction=None, **kwargs):
             self.calls += 1
             if torch.distributed.is_initialized() and torch.distributed.get_rank() == 1 and self.calls == 2:
+                print("rank 1: killing myself mid-benchmark", file=sys.stderr, flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
             return x
 
@@ -122,6 +123,7 @@ def test_a_rank_killed_mid_benchmark_records_nothing_for_that_model(tmp_path):
          "--strategy", "ddp"],
         cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=420, stdin=subprocess.DEVNULL)
     assert result.returncode != 0, result.stdout[-2000:]
+    assert "rank 1: killing myself mid-benchmark" in result.stderr, result.stderr[-3000:]  # it got that far
     assert time.monotonic() - start < 300
     lines = (tmp_path / "out" / "results" / "ddp-kill.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]  # every line whole

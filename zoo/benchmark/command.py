@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
-from zoo.distributed import ddp_with_timeout
 
 __all__ = ["main", "build_parser", "resolve_models", "folder_name", "speed_config", "run_speed_command"]
 
@@ -441,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
     backbones = "random" if args.random_backbones else suite.backbones
     weights = {"inception": args.inception_weights, "lpips": args.lpips_weights}
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
-    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices, "strategy": ddp_with_timeout(args.strategy),
+    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices, "strategy": args.strategy,
                       "num_nodes": args.num_nodes,
                       "enable_progress_bar": sys.stderr.isatty()}
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from zoo.benchmark.data import BenchDataset, ShardSampler, collate_items
 from zoo.benchmark.suites import Track
 from zoo.errors import WeightsNotFoundError, ZooError
-from zoo.distributed import EndAllRanksOnError
+from zoo.distributed import EndAllRanksOnError, ddp_with_timeout
 from zoo.metrics.base import MetricResult, ZooMetric
 
 __all__ = ["BenchModule", "BenchData", "build_metric", "build_metrics", "item_seed", "run_track", "hardware"]
@@ -333,7 +333,10 @@ def run_track(
         "inference_mode": True,
         **trainer_kwargs,
     }
-    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), EndAllRanksOnError()]  # zoo.distributed
+    # zoo.distributed: a DDP strategy with the collective timeout (a new object per Trainer: Lightning binds a
+    # strategy object to the Trainer it serves), and the started ranks end with a failing launcher
+    kwargs["strategy"] = ddp_with_timeout(kwargs.get("strategy", "auto"))
+    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), EndAllRanksOnError()]
     trainer = L.Trainer(**kwargs)
     trainer.test(module, datamodule=BenchData(dataset, batch_size, num_workers), verbose=False)
     return module, trainer
