@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "plain_name", "is_temporary", "DigestWriter",
+__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "is_plain_name", "plain_name", "is_temporary", "DigestWriter",
            "sha256_file"]
 
 
@@ -19,13 +19,20 @@ def zoo_cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo").expanduser()
 
 
+def is_plain_name(name: object) -> bool:
+    """Whether `name` is one plain file or folder name: a non-empty string, not "." or "..", without "/",
+    "\\", NUL, and not absolute."""
+    return (isinstance(name, str) and bool(name) and name not in (".", "..") and "/" not in name
+            and "\\" not in name and "\x00" not in name and not os.path.isabs(name)
+            and os.path.basename(name) == name)
+
+
 def plain_name(name: str, what: str) -> str:
-    """`name` itself if it is one plain file or folder name, else `ZooError`: names that come from a registry
-    entry, a URL or an archive are joined to zoo's cache folders, and `../`, absolute paths, separators or
-    an empty name would reach outside them."""
+    """`name` itself if it is one plain file or folder name (`is_plain_name`), else `ZooError`: names that come
+    from a registry entry, a URL or an archive are joined to zoo's cache folders, and `../`, absolute paths,
+    separators or an empty name would reach outside them."""
     text = str(name)
-    if (not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text
-            or os.path.isabs(text) or os.path.basename(text) != text):
+    if not is_plain_name(text):
         from zoo.errors import ZooError
 
         raise ZooError(f"{what} {name!r} is not a plain file name: zoo keeps such files inside its cache "

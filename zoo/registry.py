@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from zoo.fsutil import is_plain_name
 from zoo.errors import RegistryError, UnknownModelError, ZooError
 from zoo.module import DEFAULT_IO, ZooModule
 
@@ -523,7 +524,7 @@ def _validate_official_file(w: _Where, field: str, spec: Any) -> None:
             conv,
         )
     fn = spec.get("filename")
-    if fn is not None and not (isinstance(fn, str) and fn and "/" not in fn and "\\" not in fn and fn not in (".", "..")):
+    if fn is not None and not is_plain_name(fn):
         raise w.error(f"{field}.filename", "a plain file name (no folders)", fn)
 
 
