@@ -28,7 +28,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from zoo.errors import ZooError
 from zoo.metrics.backbones import HiddenNetMixin
