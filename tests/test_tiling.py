@@ -1,5 +1,6 @@
 """zoo.tiling and the verbs' `tile=` keyword: tiled output equals untiled output where the network is
-local enough (exactly for receptive fields within the margin), stays close for instance-norm networks,
+local enough (exactly for receptive fields within the margin), stays close for instance-norm networks
+(which share a thumbnail's statistics: tests/test_thumbnail_norm.py),
 and the budget decides when verbs tile."""
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def test_upscale_tiles_when_over_budget_and_matches_untiled(monkeypatch):
 
 
 def test_translate_instance_norm_tiles_stay_close():
-    """CycleGAN's instance norm normalises each tile with its own statistics: the tiled output differs
-    from the whole image's (measured on the demo model in the report), but stays an image of the same size."""
+    """CycleGAN's instance norm takes a thumbnail's statistics in every tile (tests/test_thumbnail_norm.py);
+    the receptive field still makes tiles differ a little from the whole image."""
     from zoo.methods.cyclegan import CycleGAN
 
     torch.manual_seed(0)

@@ -109,8 +109,8 @@ def apply_network(model: Any, network: nn.Module, x: Any, *, scale: int = 1, eva
 
     `tile`: None runs the whole image unless its estimated activations exceed `zoo.tiling.get_budget()`,
     then overlapping tiles blended by `zoo.tiling.tiled`; 0 never tiles; an int is the tile side in input
-    pixels (rounded up to `size_multiple`). Tiles of networks with whole-image statistics (instance norm,
-    batch statistics when `eval_mode=False`) differ from the untiled output: see `zoo.tiling`."""
+    pixels (rounded up to `size_multiple`). Networks with whole-image statistics (instance norm, batch
+    statistics when `eval_mode=False`) normalise every tile with a thumbnail's statistics: see `zoo.tiling`."""
     batch, kind = to_batch(x)
     batch = to_module(batch, network)
     multiple = int(model.io["size_multiple"])
@@ -194,8 +194,8 @@ class StyleMixin:
 
         `tile` (feed-forward methods only, i.e. those with `inference_modules`): None tiles only when the
         estimated activations exceed `zoo.tiling.get_budget()`, 0 never, an int is the tile side. Tiles
-        normalise with their own statistics (instance norm, AdaIN), so a tiled result differs from the
-        whole image's by what `zoo.tiling` documents; optimisation methods (Gatys) and masks never tile."""
+        share the instance-norm/AdaIN statistics of a thumbnail of the whole image (`zoo.tiling`), so a
+        tiled result stays close to the whole image's; optimisation methods (Gatys) and masks never tile."""
         if not 0.0 <= float(alpha) <= 1.0:
             raise ZooError(f"alpha must be in [0, 1] (0 keeps the content, 1 is full style), got {alpha}")
         batch, kind = to_batch(content)

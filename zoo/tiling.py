@@ -7,9 +7,11 @@ full-size weight map is needed. Across an overlap of `o` pixels the window is 0 
 `margin` pixels from a tile's inner edge (where its zero/reflection padding corrupts it), ramps
 (linear or cosine) over the next `o - 2·margin` pixels and is 1 beyond; image borders are not ramped.
 A fully convolutional network whose receptive-field radius is at most `margin` therefore gives the
-untiled result exactly (up to float rounding); a larger receptive field or statistics over the whole
-image (instance norm, AdaIN, batch statistics in train mode) make tiles differ, and the ramp hides the
-seams.
+untiled result exactly (up to float rounding); a larger receptive field makes tiles differ, and the ramp
+hides the seams. Normalisations over the whole image (instance norm, AdaIN, MUNIT's LayerNorm, batch
+statistics in train mode) take their statistics from a thumbnail of the whole image (as large as the
+activation budget allows), shared by every tile (`zoo.nn.thumbnail_norm`, Chen et al. AAAI 2022), so
+tiles agree in colour.
 
 When the verbs tile (``tile=None``): only when the whole image's estimated activation memory exceeds
 the budget, `set_budget(mb)` or ``$ZOO_TILE_BUDGET_MB`` (default 2048 MB). The estimate comes from one
@@ -30,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import ZooError
+from zoo.nn.thumbnail_norm import thumbnail_normalized, thumbnail_of
 
 __all__ = [
     "DEFAULT_BUDGET_MB", "DEFAULT_OVERLAP", "tiled", "window", "tile_starts", "set_budget", "get_budget",
@@ -170,13 +173,16 @@ def _axis_weights(length: int, tile: int, starts: list[int], margin: int, shape:
 
 
 def tiled(network_fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overlap: int = DEFAULT_OVERLAP,
-          scale: int = 1, multiple: int = 1, margin: int | None = None, shape: str = "linear") -> Tensor:
+          scale: int = 1, multiple: int = 1, margin: int | None = None, shape: str = "linear",
+          shared_stats: bool = True) -> Tensor:
     """`network_fn(x)` computed on overlapping `tile`x`tile` tiles of the BCHW tensor `x` and blended.
 
     `x`'s sides must be multiples of `multiple` (pad first, as the verbs do); `tile` and `overlap` are
     rounded up to it. `scale`: the output is `scale` times the input size (super-resolution). `margin`
     (default overlap // 4) pixels at a tile's inner edges get no weight; `shape` is the ramp,
-    "linear" or "cosine". Returns the blended output in `network_fn`'s dtype on its device."""
+    "linear" or "cosine". `shared_stats`: normalise every tile with statistics taken on a thumbnail of
+    `x` (`zoo.nn.thumbnail_norm`: one more pass, on `x` downscaled to fit the activation budget, or `x`
+    itself when it fits) instead of the tile's own. Returns the blended output in `network_fn`'s dtype on its device."""
     multiple, scale = int(multiple), int(scale)
     if multiple < 1 or scale < 1:
         raise ZooError(f"multiple and scale must be >= 1, got {multiple} and {scale}")
@@ -195,6 +201,9 @@ def tiled(network_fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overl
     stride = tile - overlap
     ys, xs = tile_starts(h, tile, stride), tile_starts(w, tile, stride)
     wy, wx = _axis_weights(h, tile, ys, margin, shape), _axis_weights(w, tile, xs, margin, shape)
+    if shared_stats:
+        network_fn = thumbnail_normalized(network_fn, thumbnail_of(x, _thumbnail_side(network_fn, x, tile, multiple),
+                                                                   multiple))
     out: Tensor | None = None
     for y0, vy in zip(ys, wy):
         for x0, vx in zip(xs, wx):
@@ -210,6 +219,17 @@ def tiled(network_fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overl
             out[..., y0 * scale:(y0 + th) * scale, x0 * scale:(x0 + tw) * scale] += y * ry[:, None] * rx[None, :]
     assert out is not None
     return out
+
+
+def _thumbnail_side(network_fn: Callable[[Tensor], Tensor], x: Tensor, tile: int, multiple: int) -> int:
+    """The thumbnail's longer side: as large as the activation budget allows (deep layers of a small
+    thumbnail have too few positions for faithful statistics), at least the tile, within the pixel budget."""
+    budget = get_budget() // max(int(x.shape[0]), 1)  # the thumbnail holds the whole batch
+    side = max(tile, tile_size_for(network_fn, budget, multiple=multiple, channels=int(x.shape[1]),
+                                   device=x.device, dtype=x.dtype))
+    if get_max_pixels():
+        side = min(side, max(math.isqrt(get_max_pixels()) // multiple * multiple, tile))
+    return side
 
 
 class _OutputBytes:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.nn.thumbnail_norm import norm_statistics
+
 __all__ = [
     "GRAM_CONVENTIONS", "CONTENT_CONVENTIONS", "gram_matrix", "content_loss", "style_loss", "layered_style_loss",
     "mean_std", "mean_std_style_loss", "symmetric_power",
@@ -89,7 +91,8 @@ def mean_std(features: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
     reference's `calc_mean_std`), each (B, C, 1, 1)."""
     b, c = features.shape[:2]
     flat = features.reshape(b, c, -1)
-    return flat.mean(2).view(b, c, 1, 1), (flat.var(2) + eps).sqrt().view(b, c, 1, 1)
+    # tiled inference may substitute the whole image's statistics (zoo.nn.thumbnail_norm)
+    return norm_statistics(lambda: (flat.mean(2).view(b, c, 1, 1), (flat.var(2) + eps).sqrt().view(b, c, 1, 1)))
 
 
 def mean_std_style_loss(features: Mapping[str, Tensor] | Tensor, targets: Mapping[str, Tensor] | Tensor,

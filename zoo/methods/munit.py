@@ -376,10 +376,12 @@ class MUNIT(TranslationMixin, ZooModule):
         return _Translator(self.generator_of(source), self.generator_of(target), self._style_code(style, target))
 
     def translate(self, x: Any, direction: str | None = None, *, style: Any = None,
-                  eval_mode: bool | None = None) -> Any:
+                  eval_mode: bool | None = None, tile: int | None = None) -> Any:
         """Translate `x` keeping its content, with `style` (a code, or a reference image of the target
-        domain; None = the zero code, the prior's mean). Any input kind and size; returns the same kind."""
-        return apply_network(self, self.generator(self.resolve_direction(direction), style), x, eval_mode=eval_mode)
+        domain; None = the zero code, the prior's mean). Any input kind and size; returns the same kind.
+        `tile` as in `zoo.tasks.apply_network` (None: tiles only above `zoo.tiling`'s budget; 0: never)."""
+        return apply_network(self, self.generator(self.resolve_direction(direction), style), x, eval_mode=eval_mode,
+                             tile=tile)
 
     def sample(self, x: Any, n: int = 8, seed: int | None = None, direction: str | None = None) -> Any:
         """`n` translations of one image `x` with styles drawn from N(0, I): a (n, 3, H, W) tensor in [0, 1]

@@ -8,6 +8,7 @@ from zoo.nn.norm import NORMS, AdaptiveInstanceNorm2d, MunitLayerNorm, norm_laye
 from zoo.nn.patchgan import PatchDiscriminator
 from zoo.nn.resnet import RESNET_BLOCKS, ResnetBlock, ResnetGenerator
 from zoo.nn.style_blocks import ConditionalInstanceNorm2d, ReflectConv2d, style_weights
+from zoo.nn.thumbnail_norm import norm_statistics, thumbnail_normalized, thumbnail_of
 from zoo.nn.unet import UnetGenerator, UnetSkipBlock
 from zoo.nn.vgg import VGGFeatures
 
@@ -16,5 +17,6 @@ __all__ = [
     "AdaptiveInstanceNorm2d", "MunitLayerNorm",
     "ImagePool", "init_kaiming", "init_normal", "NORMS", "norm_layer", "uses_bias", "PatchDiscriminator",
     "ConditionalInstanceNorm2d", "ReflectConv2d", "style_weights",
+    "norm_statistics", "thumbnail_normalized", "thumbnail_of",
     "RESNET_BLOCKS", "ResnetBlock", "ResnetGenerator", "UnetGenerator", "UnetSkipBlock", "VGGFeatures",
 ]

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.nn.thumbnail_norm import norm_statistics
+
 __all__ = ["norm_layer", "uses_bias", "NORMS", "MunitLayerNorm", "AdaptiveInstanceNorm2d"]
 
 NORMS = ("batch", "instance", "none")
@@ -49,7 +51,8 @@ class MunitLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(x.shape[0], -1)
         shape = (-1,) + (1,) * (x.ndim - 1)
-        x = (x - flat.mean(1).view(shape)) / (flat.std(1).view(shape) + self.eps)
+        mean, std = norm_statistics(lambda: (flat.mean(1).view(shape), flat.std(1).view(shape)))
+        x = (x - mean) / (std + self.eps)
         if self.affine:
             channel = (1, -1) + (1,) * (x.ndim - 2)
             x = x * self.gamma.view(channel) + self.beta.view(channel)
