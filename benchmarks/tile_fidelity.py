@@ -8,8 +8,9 @@ its public verb on a real photo (scikit-image's coffee, resized; a quarter of th
 times: whole (`tile=0`), then in tiles normalised with the statistics of a thumbnail shared by every tile
 (`zoo.nn.thumbnail_norm`): zoo's default, the largest thumbnail the activation budget allows (for this photo
 the whole image), and a thumbnail of one tile's size (as for a photo far larger than the budget); and in
-tiles normalised by their own statistics (the thumbnail step switched off in `zoo.tiling`). Reported against the whole image: PSNR (dB, [0, 1] range), mean absolute difference, and
-the share of 8-bit pixel values that change. Results go to benchmarks/results/tile_fidelity.jsonl.
+tiles normalised by their own statistics (the thumbnail step switched off in `zoo.tiling`). Reported
+against the whole image: PSNR (dB, [0, 1] range), mean absolute difference, and the share of 8-bit pixel
+values that change. Results go to benchmarks/results/tile_fidelity.jsonl.
 """
 
 from __future__ import annotations

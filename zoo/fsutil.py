@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "is_plain_name", "plain_name", "is_temporary", "DigestWriter",
-           "sha256_file"]
+__all__ = ["atomic_file", "fsync_dir", "apply_umask", "zoo_cache_dir", "is_plain_name", "plain_name", "is_temporary",
+           "DigestWriter", "sha256_file"]
 
 
 def zoo_cache_dir() -> Path:

@@ -228,8 +228,13 @@ def _thumbnail_side(network_fn: Callable[[Tensor], Tensor], x: Tensor, tile: int
     side = max(tile, tile_size_for(network_fn, budget, multiple=multiple, channels=int(x.shape[1]),
                                    device=x.device, dtype=x.dtype))
     if get_max_pixels():
-        side = min(side, max(math.isqrt(get_max_pixels()) // multiple * multiple, tile))
+        side = min(side, max(_pixel_budget_side(multiple), tile))
     return side
+
+
+def _pixel_budget_side(multiple: int) -> int:
+    """The largest square side (a multiple of `multiple`) within the pixel budget `get_max_pixels()`."""
+    return int(math.isqrt(get_max_pixels())) // multiple * multiple
 
 
 class _OutputBytes:
@@ -309,7 +314,7 @@ def plan_tile(tile: int | None, network_fn: Callable[[Tensor], Tensor], x: Tenso
             return None
         tile = tile_size_for(network_fn, budget, multiple=multiple, overlap=overlap, **probe)
     if over:  # above the pixel budget no piece may be larger than it
-        tile = min(tile, max(int(math.isqrt(get_max_pixels())) // multiple * multiple, multiple))
+        tile = min(tile, max(_pixel_budget_side(multiple), multiple))
     tile = _ceil_to(tile, multiple)
     if tile <= _ceil_to(overlap, multiple):
         raise ZooError(f"tile {tile} must be larger than the overlap {_ceil_to(overlap, multiple)} "
