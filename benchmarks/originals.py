@@ -26,6 +26,11 @@ VGG losses/encoders random too):
   set-up included on both sides.
 
 Each comparison is also run with zoo's fast paths (`FAST_DEFAULT`, or `--fast compile,channels_last` for all).
+Those run both sides in one process, so both share glibc's default malloc thresholds. `--processes` adds the
+comparison as users run each: every side in fresh processes (original, zoo, zoo, zoo, zoo, original), the
+original with glibc's defaults as its script runs, zoo once with them and once with the raised thresholds that
+`zoo.fit` and `zoo.predict` set (`zoo.allocator`); ratio of the pooled medians. `--only johnson,pix2pix` limits
+the run to some comparisons.
 `ratio` = original seconds / zoo seconds: above 1, zoo is faster. Results are appended to
 `benchmarks/results/originals.jsonl`; a markdown table is printed.
 """
@@ -39,6 +44,8 @@ import datetime as _dt
 import io
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -173,7 +180,8 @@ def compare_inference(name: str, original: Callable[[], Any], make_zoo: Callable
     return records
 
 
-def compare_adain(repo: str, fast: tuple[str, ...], repeats: int, warmup: int) -> list[dict[str, Any]]:
+def adain_sides(repo: str) -> tuple[Callable[[], Any], Callable[[Any], Callable[[], Any]], str]:
+    """The original's call and a maker of zoo's (from a built model) on one fixed 256² content and style."""
     g = torch.Generator().manual_seed(0)
     content, style = (torch.rand(1, 3, SIZE, SIZE, generator=g) for _ in range(2))
     with on_path(repo):
@@ -186,15 +194,14 @@ def compare_adain(repo: str, fast: tuple[str, ...], repeats: int, warmup: int) -
         decoder, vgg = net.decoder.eval(), net.vgg
         vgg = torch.nn.Sequential(*list(vgg.children())[:31]).eval()  # test.py: the encoder up to relu4_1
 
-        def original() -> Any:
-            with torch.no_grad():
-                return space["style_transfer"](vgg, decoder, content, style, 1.0)
+    def original() -> Any:
+        with torch.no_grad():
+            return space["style_transfer"](vgg, decoder, content, style, 1.0)
 
-        return compare_inference("AdaIN inference", original, lambda m: (lambda: m.stylize(content, style)),
-                                 fast, "adain", repeats, warmup, "naoto0804/pytorch-AdaIN test.py style_transfer")
+    return original, lambda m: (lambda: m.stylize(content, style)), "naoto0804/pytorch-AdaIN test.py style_transfer"
 
 
-def compare_johnson(repo: str, fast: tuple[str, ...], repeats: int, warmup: int) -> list[dict[str, Any]]:
+def johnson_sides(repo: str) -> tuple[Callable[[], Any], Callable[[Any], Callable[[], Any]], str]:
     g = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, SIZE, SIZE, generator=g)
     with on_path(repo):
@@ -202,12 +209,20 @@ def compare_johnson(repo: str, fast: tuple[str, ...], repeats: int, warmup: int)
 
         net = TransformerNet().eval()
 
-        def original() -> Any:
-            with torch.no_grad():  # neural_style.py stylize: ToTensor, mul(255), the network
-                return net(content.mul(255))
+    def original() -> Any:
+        with torch.no_grad():  # neural_style.py stylize: ToTensor, mul(255), the network
+            return net(content.mul(255))
 
-        return compare_inference("Johnson inference", original, lambda m: (lambda: m.stylize(content)), fast,
-                                 "johnson", repeats, warmup, "pytorch/examples fast_neural_style TransformerNet")
+    return original, lambda m: (lambda: m.stylize(content)), "pytorch/examples fast_neural_style TransformerNet"
+
+
+INFERENCE = {"adain": ("AdaIN inference", adain_sides), "johnson": ("Johnson inference", johnson_sides)}
+
+
+def compare_inference_of(key: str, repo: str, fast: tuple[str, ...], repeats: int, warmup: int) -> list[dict[str, Any]]:
+    name, sides = INFERENCE[key]
+    original, make_zoo, source = sides(repo)
+    return compare_inference(name, original, make_zoo, fast, key, repeats, warmup, source)
 
 
 # ------------------------------------------------------------------------------------------- gatys
@@ -262,6 +277,89 @@ def compare_gatys(notebook: str, iterations: int, repeats: int) -> list[dict[str
     return [record]
 
 
+# ------------------------------------------------------------------------- each side in its own process
+#: zoo's side under glibc's default malloc thresholds and under the raised ones of zoo.fit/zoo.predict
+#: (`zoo.allocator`), each against the original as its own script runs (glibc's defaults); O Zd Zt Zt Zd O
+PROCESS_ORDER = (("original", "default"), ("zoo", "default"), ("zoo", "tuned"), ("zoo", "tuned"),
+                 ("zoo", "default"), ("original", "default"))
+
+
+class _Nothing:
+    """The `other` of `fit_interleaved` when the Lightning steps run alone."""
+
+    def step(self) -> tuple[float, float]:
+        return 0.0, 0.0
+
+
+def time_side(key: str, side: str, repo: str, repeats: int, steps: int) -> list[float]:
+    """Seconds of each timed call (inference) or iteration (training) of one side, in this process."""
+    device = torch.device("cpu")
+    if key in INFERENCE:
+        original, make_zoo, _ = INFERENCE[key][1](repo)
+        fn = original if side == "original" else make_zoo(speed.build_model(key, speed.SpeedConfig()).eval())
+        return speed.timed(fn, repeats, 1, device)
+    with on_path(repo), tempfile.TemporaryDirectory() as work:
+        torch.manual_seed(0)
+        model = zoo.create(key)
+        sample = speed.training_sample(model, SIZE, speed.recipe(model))
+        if side == "original":
+            batch = {"A": sample["A"][None], "B": sample["B"][None], "A_paths": ["a"], "B_paths": ["b"]}
+            loop = OriginalTrainLoop(junyanz_model(repo, key, work), batch)
+            loop.step()
+            return [loop.step()[1] for _ in range(steps)]
+        loader = speed._loader(speed._Repeat(sample, steps + 3), 1)
+        return speed.fit_interleaved(model, loader, _Nothing(), steps + 1, 1, device, work)["lightning_iteration"]
+
+
+def compare_in_processes(key: str, repo: str, repeats: int, steps: int) -> list[dict[str, Any]]:
+    """zoo's side with glibc's default and with raised malloc thresholds against the original, every side in a
+    fresh process (the allocator is process-wide), in the order of PROCESS_ORDER; ratio of pooled medians."""
+    pooled: dict[tuple[str, str], list[float]] = {}
+    for side, malloc in PROCESS_ORDER:
+        cmd = [sys.executable, __file__, "--child", key, side, malloc, os.path.abspath(repo),
+               "--repeats", str(repeats), "--steps", str(steps)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"error: {key} {side} ({malloc}): {(proc.stderr or proc.stdout).strip()[-800:]}")
+        pooled.setdefault((side, malloc), []).extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+    orig_s = statistics.median(pooled[("original", "default")])
+    name = INFERENCE[key][0] if key in INFERENCE else f"{key} training iteration"
+    records = []
+    for malloc in ("default", "tuned"):
+        zoo_s = statistics.median(pooled[("zoo", malloc)])
+        records.append({"comparison": name, "variant": f"own processes, zoo malloc {malloc}", "size": SIZE,
+                        "batch": 1, "zoo_s": zoo_s, "original_s": orig_s, "ratio": orig_s / zoo_s,
+                        "n": len(pooled[("zoo", malloc)]), "processes": [list(o) for o in PROCESS_ORDER],
+                        "original_malloc": "default"})
+        print(_line(records[-1]), flush=True)
+    return records
+
+
+def _child(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("key")
+    p.add_argument("side", choices=("original", "zoo"))
+    p.add_argument("malloc", choices=("default", "tuned"))
+    p.add_argument("repo")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=4)
+    a = p.parse_args(argv)
+    if a.malloc == "tuned":
+        from zoo.allocator import tune_cpu_allocator
+
+        assert tune_cpu_allocator(respect_env=False), "glibc refused the malloc thresholds"
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "zoo"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with quiet():
+        times = time_side(a.key, a.side, a.repo, a.repeats, a.steps)
+    print(json.dumps(times))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- run
 def _line(r: dict[str, Any]) -> str:
     return (f"{r['comparison']} [{r['variant']}]: zoo {r['zoo_s']:.3g} s, original {r['original_s']:.3g} s, "
@@ -291,22 +389,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gatys-iterations", type=int, default=20, help="a multiple of 20")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/originals.jsonl")
+    p.add_argument("--only", default=None,
+                   help="comma-separated subset of pix2pix,cyclegan,adain,johnson,gatys (default: every original named)")
+    p.add_argument("--processes", action="store_true",
+                   help="also time each side in its own processes: zoo with glibc's default and with raised malloc "
+                        "thresholds (as zoo.fit/zoo.predict run) against the original as its script runs")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    only = None if args.only is None else {k.strip() for k in args.only.split(",") if k.strip()}
+
+    def chosen(key: str) -> bool:
+        return only is None or key in only
+
     def fast(key: str) -> tuple[str, ...]:
         chosen = args.fast if args.fast is not None else FAST_DEFAULT[key]
         return tuple(f for f in chosen.split(",") if f)
 
     records: list[dict[str, Any]] = []
     if args.cyclegan_repo:
-        for method in ("pix2pix", "cyclegan"):
+        for method in [m for m in ("pix2pix", "cyclegan") if chosen(m)]:
             records += compare_training(os.path.abspath(args.cyclegan_repo), method, fast(method), args.steps, 1)
-    if args.adain_repo:
-        records += compare_adain(os.path.abspath(args.adain_repo), fast("adain"), args.repeats, 1)
-    if args.johnson_repo:
-        records += compare_johnson(os.path.abspath(args.johnson_repo), fast("johnson"), args.repeats, 1)
-    if args.gatys_notebook:
+    for key, repo in (("adain", args.adain_repo), ("johnson", args.johnson_repo)):
+        if repo and chosen(key):
+            records += compare_inference_of(key, os.path.abspath(repo), fast(key), args.repeats, 1)
+    if args.processes:
+        for key, repo in (("pix2pix", args.cyclegan_repo), ("cyclegan", args.cyclegan_repo),
+                          ("adain", args.adain_repo), ("johnson", args.johnson_repo)):
+            if repo and chosen(key):
+                records += compare_in_processes(key, repo, args.repeats, args.steps)
+    if args.gatys_notebook and chosen("gatys"):
         records += compare_gatys(args.gatys_notebook, args.gatys_iterations, min(args.repeats, 3))
     if not records:
         p.error("name at least one original (--cyclegan-repo, --adain-repo, --johnson-repo, --gatys-notebook)")
@@ -322,4 +434,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_child(sys.argv[2:]) if sys.argv[1:2] == ["--child"] else main())

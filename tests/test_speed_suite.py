@@ -44,6 +44,7 @@ def test_records_have_the_machine_and_every_measurement(run):
         assert r["machine"]["cores"] >= 1 and r["machine"]["torch"] == torch.__version__ and r["machine"]["cpu"]
         assert r["date"] and "git_sha" in r and r["run"] and _finite_positive(r["matmul"]["flops"])
         assert _finite_positive(r["peak_memory_mb"]) and r["peak_memory_kind"] == "rss_high_water_of_process"
+        assert r["config"]["malloc"] == "tuned"  # each method's process raised the thresholds, as zoo.fit does
     assert {(r["method"], r["measurement"]) for r in records} == {
         (m, kind) for m in ("pix2pix", "srresnet") for kind in ("inference", "fast_path", "training")}
 

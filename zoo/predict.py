@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
                         help="an option of stylize()/invert(), e.g. --set steps=200 (repeatable)")
     args = parser.parse_args(argv)
     import zoo
+    from zoo.allocator import tune_cpu_allocator
 
+    tune_cpu_allocator()  # freed activations are reused from one image to the next (ZOO_TUNE_MALLOC=0: off)
     try:
         _check_device(args.device)
         model = zoo.load(args.model, device=args.device)

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: channels_last,compile,bf16)")
     speed.add_argument("--set", action="append", default=None, metavar="METHOD.HPARAM=VALUE",
                        help="a hyperparameter of one method (repeatable), e.g. --set pix2pix.ngf=8; recorded")
+    speed.add_argument("--malloc", choices=("tuned", "default"), default=None,
+                       help="tuned: each method's process raises glibc's malloc thresholds first, as zoo.fit and "
+                            "zoo.predict do (zoo.allocator); default: glibc's own (default: tuned, unless "
+                            "ZOO_TUNE_MALLOC=0)")
     speed.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     speed.add_argument("--timeout", type=float, default=None, help="seconds per method before it is recorded as an error (default: 3600)")
     speed.add_argument("--import", dest="imports", action="append", default=None, metavar="MODULE",
@@ -99,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: the CPU default cap on the recipe's training batch (colorization's 40 x 176² would take minutes a step)
 CPU_TRAIN_BATCH = 2
 _SPEED_FLAGS = ("device", "sizes", "batches", "repeats", "warmup", "train_steps", "train_batch", "train_crop", "optim_size",
-                "optim_steps", "measure", "fast", "min_seconds", "set", "threads", "timeout", "imports")
+                "optim_steps", "measure", "fast", "min_seconds", "set", "threads", "timeout", "imports", "malloc")
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -152,6 +156,9 @@ def speed_config(args: argparse.Namespace) -> Any:
         kw["fast_paths"] = paths
     if args.set:
         kw["overrides"] = parse_sets(args.set)
+    from zoo.allocator import malloc_tuning_enabled
+
+    kw["malloc"] = args.malloc or ("tuned" if malloc_tuning_enabled() else "default")
     if args.train_batch is None and kw.get("device", cfg.device).startswith("cpu"):
         kw["train_batch"] = CPU_TRAIN_BATCH
     return SpeedConfig(**{**cfg.__dict__, **kw})
@@ -529,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Lightning's banner lines (GPU available, tips) would bury the numbers; warnings still show.
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    from zoo.allocator import tune_cpu_allocator
+
+    tune_cpu_allocator()  # the scoring runs' own activations; the speed suite's processes follow --malloc
     try:
         return run(args)
     except ZooError as error:

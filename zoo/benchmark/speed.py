@@ -110,6 +110,9 @@ class SpeedConfig:
     matmul_flops: float | None = None
     threads: int | None = None
     seed: int = 0
+    #: "tuned": each method's process raises glibc's malloc thresholds first, as zoo's command-line tools do
+    #: (`zoo.allocator`); "default": glibc's own (what a script that does not call it gets)
+    malloc: str = "tuned"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -908,6 +911,10 @@ def measure_method(key: str, cfg: SpeedConfig) -> list[dict[str, Any]]:
     device = torch.device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.malloc == "tuned":
+        from zoo.allocator import tune_cpu_allocator
+
+        tune_cpu_allocator(respect_env=False)
     records: list[dict[str, Any]] = []
     model = build_model(key, cfg).to(device)
     model.eval()
@@ -1046,6 +1053,9 @@ def read_speed_results(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+_MALLOC_NOTE = {"tuned": "malloc thresholds raised (zoo.allocator)", "default": "glibc's default malloc thresholds"}
+
+
 def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None) -> str:
     """The README's speed table (markdown) of one run (default: the latest), with its machine."""
     if not records:
@@ -1060,8 +1070,8 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         f"{first['matmul']['flops'] / 1e9:.1f} GFLOP/s. Medians [interquartile range] over "
         f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up (training: "
         f"{first['config'].get('train_steps') or first['config']['repeats']} steps of each loop, interleaved); "
-        "ratios: the median of the ratios of calls run side by side (API ratio: with their interquartile range); "
-        "random weights.",
+        f"{_MALLOC_NOTE[first['config'].get('malloc', 'default')]}; ratios: the median of the ratios of calls run "
+        "side by side (API ratio: with their interquartile range); random weights.",
         "",
         "| method | verb | size | batch | verb img/s | bare img/s | API ratio | % of matmul | train batch×crop | "
         "Lightning it/s | plain it/s | framework ratio | s/step (optim.) | s to 0.1× loss | peak MB |",
