@@ -29,8 +29,9 @@ Each comparison is also run with zoo's fast paths (`FAST_DEFAULT`, or `--fast co
 Those run both sides in one process, so both share glibc's default malloc thresholds. `--processes` adds the
 comparison as users run each: every side in fresh processes (original, zoo, zoo, zoo, zoo, original), the
 original with glibc's defaults as its script runs, zoo once with them and once with the raised thresholds that
-`zoo.fit` and `zoo.predict` set (`zoo.allocator`); ratio of the pooled medians. `--only johnson,pix2pix` limits
-the run to some comparisons.
+`zoo.fit` and `zoo.predict` set (`zoo.allocator`); ratio of the pooled medians. `--process-fast compile` adds
+zoo with raised thresholds and that fast path (as `zoo.predict --compile true` runs). `--only johnson,pix2pix`
+limits the run to some comparisons.
 `ratio` = original seconds / zoo seconds: above 1, zoo is faster. Results are appended to
 `benchmarks/results/originals.jsonl`; a markdown table is printed.
 """
@@ -279,9 +280,12 @@ def compare_gatys(notebook: str, iterations: int, repeats: int) -> list[dict[str
 
 # ------------------------------------------------------------------------- each side in its own process
 #: zoo's side under glibc's default malloc thresholds and under the raised ones of zoo.fit/zoo.predict
-#: (`zoo.allocator`), each against the original as its own script runs (glibc's defaults); O Zd Zt Zt Zd O
-PROCESS_ORDER = (("original", "default"), ("zoo", "default"), ("zoo", "tuned"), ("zoo", "tuned"),
-                 ("zoo", "default"), ("original", "default"))
+#: (`zoo.allocator`), each against the original as its own script runs (glibc's defaults); O Zd Zt Zt Zd O.
+#: A fast path f adds zoo runs with raised thresholds and f in the middle: O Zd Zt Zf Zf Zt Zd O.
+def process_order(fast: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    first = [("original", "default", ""), ("zoo", "default", ""), ("zoo", "tuned", "")]
+    first += [("zoo", "tuned", f) for f in fast]
+    return first + first[::-1]
 
 
 class _Nothing:
@@ -291,13 +295,18 @@ class _Nothing:
         return 0.0, 0.0
 
 
-def time_side(key: str, side: str, repo: str, repeats: int, steps: int) -> list[float]:
-    """Seconds of each timed call (inference) or iteration (training) of one side, in this process."""
+def time_side(key: str, side: str, repo: str, repeats: int, steps: int, fast: str = "") -> list[float]:
+    """Seconds of each timed call (inference) or iteration (training) of one side, in this process; `fast`:
+    a zoo fast path (compile, channels_last) applied to zoo's model first (compiled in the warm-up)."""
     device = torch.device("cpu")
     if key in INFERENCE:
         original, make_zoo, _ = INFERENCE[key][1](repo)
-        fn = original if side == "original" else make_zoo(speed.build_model(key, speed.SpeedConfig()).eval())
-        return speed.timed(fn, repeats, 1, device)
+        if side == "original":
+            return speed.timed(original, repeats, 1, device)
+        model = speed.build_model(key, speed.SpeedConfig()).eval()
+        if fast:
+            speed.apply_fast_path(model, fast)
+        return speed.timed(make_zoo(model), repeats, 2 if fast == "compile" else 1, device)
     with on_path(repo), tempfile.TemporaryDirectory() as work:
         torch.manual_seed(0)
         model = zoo.create(key)
@@ -307,30 +316,36 @@ def time_side(key: str, side: str, repo: str, repeats: int, steps: int) -> list[
             loop = OriginalTrainLoop(junyanz_model(repo, key, work), batch)
             loop.step()
             return [loop.step()[1] for _ in range(steps)]
-        loader = speed._loader(speed._Repeat(sample, steps + 3), 1)
-        return speed.fit_interleaved(model, loader, _Nothing(), steps + 1, 1, device, work)["lightning_iteration"]
+        apply_fast_paths(model, compile=fast == "compile", channels_last=fast == "channels_last")
+        warmup = 3 if fast == "compile" else 1
+        loader = speed._loader(speed._Repeat(sample, steps + warmup + 2), 1)
+        return speed.fit_interleaved(model, loader, _Nothing(), steps + 1, warmup, device,
+                                     work)["lightning_iteration"]
 
 
-def compare_in_processes(key: str, repo: str, repeats: int, steps: int) -> list[dict[str, Any]]:
-    """zoo's side with glibc's default and with raised malloc thresholds against the original, every side in a
-    fresh process (the allocator is process-wide), in the order of PROCESS_ORDER; ratio of pooled medians."""
-    pooled: dict[tuple[str, str], list[float]] = {}
-    for side, malloc in PROCESS_ORDER:
+def compare_in_processes(key: str, repo: str, repeats: int, steps: int,
+                         fast: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """zoo's side with glibc's default and with raised malloc thresholds (and with those and each fast path)
+    against the original, every side in a fresh process (the allocator is process-wide), in the order of
+    `process_order`; ratio of pooled medians."""
+    order = process_order(fast)
+    pooled: dict[tuple[str, str, str], list[float]] = {}
+    for side, malloc, path in order:
         cmd = [sys.executable, __file__, "--child", key, side, malloc, os.path.abspath(repo),
-               "--repeats", str(repeats), "--steps", str(steps)]
+               "--repeats", str(repeats), "--steps", str(steps), "--fast", path]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SystemExit(f"error: {key} {side} ({malloc}): {(proc.stderr or proc.stdout).strip()[-800:]}")
-        pooled.setdefault((side, malloc), []).extend(json.loads(proc.stdout.strip().splitlines()[-1]))
-    orig_s = statistics.median(pooled[("original", "default")])
+            raise SystemExit(f"error: {key} {side} ({malloc} {path}): {(proc.stderr or proc.stdout).strip()[-800:]}")
+        pooled.setdefault((side, malloc, path), []).extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+    orig_s = statistics.median(pooled[("original", "default", "")])
     name = INFERENCE[key][0] if key in INFERENCE else f"{key} training iteration"
     records = []
-    for malloc in ("default", "tuned"):
-        zoo_s = statistics.median(pooled[("zoo", malloc)])
-        records.append({"comparison": name, "variant": f"own processes, zoo malloc {malloc}", "size": SIZE,
-                        "batch": 1, "zoo_s": zoo_s, "original_s": orig_s, "ratio": orig_s / zoo_s,
-                        "n": len(pooled[("zoo", malloc)]), "processes": [list(o) for o in PROCESS_ORDER],
-                        "original_malloc": "default"})
+    for _, malloc, path in [o for o in order[:len(order) // 2] if o[0] == "zoo"]:
+        zoo_s = statistics.median(pooled[("zoo", malloc, path)])
+        variant = f"own processes, zoo malloc {malloc}" + (f" + {path}" if path else "")
+        records.append({"comparison": name, "variant": variant, "size": SIZE, "batch": 1, "zoo_s": zoo_s,
+                        "original_s": orig_s, "ratio": orig_s / zoo_s, "n": len(pooled[("zoo", malloc, path)]),
+                        "processes": [list(o) for o in order], "original_malloc": "default"})
         print(_line(records[-1]), flush=True)
     return records
 
@@ -343,6 +358,7 @@ def _child(argv: list[str]) -> int:
     p.add_argument("repo")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--fast", default="", choices=("", "compile", "channels_last"))
     a = p.parse_args(argv)
     if a.malloc == "tuned":
         from zoo.allocator import tune_cpu_allocator
@@ -355,7 +371,7 @@ def _child(argv: list[str]) -> int:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning", "zoo"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with quiet():
-        times = time_side(a.key, a.side, a.repo, a.repeats, a.steps)
+        times = time_side(a.key, a.side, a.repo, a.repeats, a.steps, a.fast)
     print(json.dumps(times))
     return 0
 
@@ -394,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", action="store_true",
                    help="also time each side in its own processes: zoo with glibc's default and with raised malloc "
                         "thresholds (as zoo.fit/zoo.predict run) against the original as its script runs")
+    p.add_argument("--process-fast", default=None, choices=("compile", "channels_last", "compile,channels_last"),
+                   help="with --processes: also zoo with raised thresholds and this fast path (each on its own)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -401,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def chosen(key: str) -> bool:
         return only is None or key in only
+
+    def process_fast(key: str) -> tuple[str, ...]:
+        return tuple(f for f in (args.process_fast or "").split(",") if f)
 
     def fast(key: str) -> tuple[str, ...]:
         chosen = args.fast if args.fast is not None else FAST_DEFAULT[key]
@@ -417,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, repo in (("pix2pix", args.cyclegan_repo), ("cyclegan", args.cyclegan_repo),
                           ("adain", args.adain_repo), ("johnson", args.johnson_repo)):
             if repo and chosen(key):
-                records += compare_in_processes(key, repo, args.repeats, args.steps)
+                records += compare_in_processes(key, repo, args.repeats, args.steps, process_fast(key))
     if args.gatys_notebook and chosen("gatys"):
         records += compare_gatys(args.gatys_notebook, args.gatys_iterations, min(args.repeats, 3))
     if not records:

@@ -4,15 +4,16 @@ glibc serves every block above its mmap threshold (128 KiB, raised adaptively to
 `mmap` and hands it back with `munmap` when the tensor is freed. An image network's activations are such
 blocks, so each forward pass on CPU faults in and zeroes its activations' pages again: on a 2-core machine the
 kernel spends a quarter to a third of a Johnson or AdaIN forward pass doing that (`ru_minflt` counts about a
-million faults per 512² Johnson call). Raising the mmap and trim thresholds (`mallopt`, as the
+million faults per AdaIN call at 256² x 8; `benchmarks/malloc_gain.py`). Raising the mmap and trim thresholds (`mallopt`, as the
 `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` environment variables do at start-up) lets freed blocks be
 reused from the heap instead. The cost: the process keeps its peak heap resident until it exits instead of
 returning it after each call. PyTorch's CPU tuning guide makes the same point when it recommends jemalloc or
 TCMalloc.
 
-`python -m zoo.fit`, `zoo.predict` and the speed suite call `tune_cpu_allocator()` when they start; set
-`ZOO_TUNE_MALLOC=0` to keep glibc's defaults. In your own scripts, call it once before the first large tensor.
-Numerics are unchanged (only where memory comes from changes). Elsewhere (macOS, Windows, musl) it does nothing.
+`python -m zoo.fit`, `zoo.predict`, `zoo.bench` and the speed suite's processes call `tune_cpu_allocator()`
+when they start; set `ZOO_TUNE_MALLOC=0` to keep glibc's defaults. In your own scripts, call it once before the
+first large tensor. Numerics are unchanged (only where memory comes from changes). Elsewhere (macOS, Windows,
+musl) it does nothing.
 """
 
 from __future__ import annotations
