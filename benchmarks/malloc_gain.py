@@ -80,20 +80,13 @@ def child(key: str, setting: str, size: int, batch: int, repeats: int, train_ste
             model = speed.build_model(key, cfg)
             faults = _faults()
             with tempfile.TemporaryDirectory() as log_dir:
-                times = speed.fit_interleaved(model, speed._loader(dataset, used_batch), _Nothing(), train_steps,
+                times = speed.fit_interleaved(model, speed._loader(dataset, used_batch), None, train_steps,
                                               1, device, log_dir)
             out["train_step_s"] = times["lightning_step"]
             out["train_faults_per_step"] = (_faults() - faults) / (train_steps + 1)
             out["train_batch"], out["train_crop"] = used_batch, crop
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
-
-
-class _Nothing:
-    """The `other` of `fit_interleaved` when only the Lightning steps are timed."""
-
-    def step(self) -> tuple[float, float]:
-        return 0.0, 0.0
 
 
 def _run_child(key: str, setting: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -122,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-steps", type=int, default=3, help="timed Lightning steps per process")
     p.add_argument("--no-training", action="store_true")
     p.add_argument("--table", action="store_true", help="only print the table of each method's latest record")
+    p.add_argument("--out", type=Path, default=RESULTS, help="the results file (appended to)")
     p.add_argument("--child", nargs=2, metavar=("KEY", "SETTING"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -136,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.table:
-        latest = {r["method"]: r for r in map(json.loads, RESULTS.read_text().splitlines()) if r}
+        latest = {r["method"]: r for r in map(json.loads, args.out.read_text().splitlines()) if r}
         print(render([latest[k] for k in sorted(latest)]))
         return 0
     from zoo.benchmark.speed import machine_info, select_methods
@@ -160,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_info("cpu"), "wall_s": time.perf_counter() - t0,
         }
         records.append(record)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a") as f:
             f.write(json.dumps(record) + "\n")
         gains = ", ".join(f"{name} {'-' if g is None else format(g['gain'], '.2f') + 'x'}"
                           for name, g in (("verb", record["verb"]), ("training", record["training"]),

@@ -279,20 +279,13 @@ def compare_gatys(notebook: str, iterations: int, repeats: int) -> list[dict[str
 
 
 # ------------------------------------------------------------------------- each side in its own process
-#: zoo's side under glibc's default malloc thresholds and under the raised ones of zoo.fit/zoo.predict
-#: (`zoo.allocator`), each against the original as its own script runs (glibc's defaults); O Zd Zt Zt Zd O.
-#: A fast path f adds zoo runs with raised thresholds and f in the middle: O Zd Zt Zf Zf Zt Zd O.
 def process_order(fast: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(side, malloc, fast path) of each process: zoo under glibc's default malloc thresholds and under the raised
+    ones of zoo.fit/zoo.predict (`zoo.allocator`), against the original as its own script runs (glibc's
+    defaults), O Zd Zt Zt Zd O; each fast path f adds zoo with raised thresholds and f in the middle."""
     first = [("original", "default", ""), ("zoo", "default", ""), ("zoo", "tuned", "")]
     first += [("zoo", "tuned", f) for f in fast]
     return first + first[::-1]
-
-
-class _Nothing:
-    """The `other` of `fit_interleaved` when the Lightning steps run alone."""
-
-    def step(self) -> tuple[float, float]:
-        return 0.0, 0.0
 
 
 def time_side(key: str, side: str, repo: str, repeats: int, steps: int, fast: str = "") -> list[float]:
@@ -319,7 +312,7 @@ def time_side(key: str, side: str, repo: str, repeats: int, steps: int, fast: st
         apply_fast_paths(model, compile=fast == "compile", channels_last=fast == "channels_last")
         warmup = 3 if fast == "compile" else 1
         loader = speed._loader(speed._Repeat(sample, steps + warmup + 2), 1)
-        return speed.fit_interleaved(model, loader, _Nothing(), steps + 1, warmup, device,
+        return speed.fit_interleaved(model, loader, None, steps + 1, warmup, device,
                                      work)["lightning_iteration"]
 
 

@@ -126,6 +126,23 @@ def test_training_interleaves_lightning_and_plain_steps(tmp_path):
         assert all(it >= st > 0 for it, st in zip(times[f"{k}_iteration"], times[f"{k}_step"]))
 
 
+def test_lightning_steps_alone_without_another_loop(tmp_path):
+    """other=None (benchmarks/malloc_gain.py, originals.py --processes): only Lightning steps, all of them timed."""
+    import zoo
+
+    torch.manual_seed(0)
+    model = zoo.create("pix2pix", ngf=4, ndf=4, netG="unet_128")
+    steps: list[int] = []
+    step = model.training_step
+    model.training_step = lambda batch, batch_idx: (steps.append(batch_idx), step(batch, batch_idx))[1]
+    dataset = speed._Repeat(speed.training_sample(model, 128, speed.recipe(model)), 8)
+    times = speed.fit_interleaved(model, speed._loader(dataset, 2), None, 3, 1, torch.device("cpu"), str(tmp_path))
+    assert steps == [0, 1, 2, 3]
+    assert {k: len(v) for k, v in times.items()} == {
+        "lightning_step": 3, "lightning_iteration": 3, "plain_step": 0, "plain_iteration": 0}
+    assert all(it >= st > 0 for it, st in zip(times["lightning_iteration"], times["lightning_step"]))
+
+
 def test_table_renders_the_latest_run(run, capsys):
     out, records = run
     assert main(["--table", "--out", str(out)]) == 0

@@ -711,6 +711,8 @@ class _Interleaved:
         self.callback = Callback()
 
     def _plain(self, batch_idx: int) -> None:
+        if self.plain is None:  # the Lightning steps alone
+            return
         t0 = time.perf_counter()
         step, iteration = self.plain.step()
         if batch_idx >= self.warmup:
@@ -719,12 +721,13 @@ class _Interleaved:
         self.excluded += time.perf_counter() - t0
 
 
-def fit_interleaved(light_model: nn.Module, loader: Any, other: Any, steps: int, warmup: int,
+def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, steps: int, warmup: int,
                     device: torch.device, log_dir: str) -> dict[str, list[float]]:
     """Seconds of `steps` steady-state training steps (and whole iterations) of a real `Trainer.fit` on
     `light_model`, set up as `zoo.fit` does (CSV logger, default logging interval; no validation or
     checkpoints), interleaved with as many iterations of `other` (anything whose `step()` runs one and
-    returns its (step seconds, iteration seconds): zoo's plain loop, or an original implementation)."""
+    returns its (step seconds, iteration seconds): zoo's plain loop, or an original implementation; None: the
+    Lightning steps alone, and the plain lists stay empty)."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
