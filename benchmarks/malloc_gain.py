@@ -68,23 +68,16 @@ def child(key: str, setting: str, size: int, batch: int, repeats: int, train_ste
                                for _ in range(repeats)]
         out["optim_faults_per_step"] = (_faults() - faults) / (repeats * OPTIM_STEPS)
     del model
-    if train_steps:
-        probe = speed.build_model(key, cfg)
-        trains = not (getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False))
-        if trains:
-            rec = speed.recipe(probe)
-            used_batch = min(int(rec.get("batch_size", 1)), 2)
-            crop = int(rec.get("crop_size", 256))
-            sample = speed.training_sample(probe, crop, rec)
-            dataset = speed._Repeat(sample, used_batch * (train_steps + 2))
-            model = speed.build_model(key, cfg)
-            faults = _faults()
-            with tempfile.TemporaryDirectory() as log_dir:
-                times = speed.fit_interleaved(model, speed._loader(dataset, used_batch), None, train_steps,
-                                              1, device, log_dir)
-            out["train_step_s"] = times["lightning_step"]
-            out["train_faults_per_step"] = (_faults() - faults) / (train_steps + 1)
-            out["train_batch"], out["train_crop"] = used_batch, crop
+    data = speed.training_data(key, cfg, train_steps + 2) if train_steps else None
+    if data is not None:
+        model = speed.build_model(key, cfg)
+        faults = _faults()
+        with tempfile.TemporaryDirectory() as log_dir:
+            times = speed.fit_interleaved(model, speed._loader(data["dataset"], data["used_batch"]), None,
+                                          train_steps, 1, device, log_dir)
+        out["train_step_s"] = times["lightning_step"]
+        out["train_faults_per_step"] = (_faults() - faults) / (train_steps + 1)
+        out["train_batch"], out["train_crop"] = data["used_batch"], data["used_crop"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 

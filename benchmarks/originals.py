@@ -399,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/originals.jsonl")
     p.add_argument("--only", default=None,
-                   help="comma-separated subset of pix2pix,cyclegan,adain,johnson,gatys (default: every original named)")
+                   help="comma-separated subset of pix2pix,cyclegan,adain,johnson,gatys "
+                        "(default: every original named)")
     p.add_argument("--processes", action="store_true",
                    help="also time each side in its own processes: zoo with glibc's default and with raised malloc "
                         "thresholds (as zoo.fit/zoo.predict run) against the original as its script runs")

@@ -4,9 +4,9 @@ glibc serves every block above its mmap threshold (128 KiB, raised adaptively to
 `mmap` and hands it back with `munmap` when the tensor is freed. An image network's activations are such
 blocks, so each forward pass on CPU faults in and zeroes its activations' pages again: on a 2-core machine the
 kernel spends a quarter to a third of a Johnson or AdaIN forward pass doing that (`ru_minflt` counts about a
-million faults per AdaIN call at 256² x 8; `benchmarks/malloc_gain.py`). Raising the mmap and trim thresholds (`mallopt`, as the
-`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` environment variables do at start-up) lets freed blocks be
-reused from the heap instead. The cost: the process keeps its peak heap resident until it exits instead of
+million faults per AdaIN call at 256² x 8; `benchmarks/malloc_gain.py`). Raising the mmap and trim
+thresholds (`mallopt`, as the `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` environment variables do at
+start-up) lets freed blocks be reused from the heap instead. The cost: the process keeps its peak heap resident until it exits instead of
 returning it after each call. PyTorch's CPU tuning guide makes the same point when it recommends jemalloc or
 TCMalloc.
 
@@ -39,6 +39,7 @@ TRIM_THRESHOLD = (1 << 31) - 1
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
+
 def malloc_tuning_enabled() -> bool:
     """False when `ZOO_TUNE_MALLOC` says no (0/false/no/off), True otherwise."""
     return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -58,9 +59,9 @@ def _glibc() -> ctypes.CDLL | None:
 def tune_cpu_allocator(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD,
                        respect_env: bool = True) -> bool:
     """Raise glibc's mmap and trim thresholds so that freed activations are reused, not unmapped and faulted
-    in again on the next call. Returns True when the thresholds were set (or already were by an earlier
-    call), False where there is no glibc or `ZOO_TUNE_MALLOC=0` (with `respect_env`). Process-wide; call it
-    once, early. Thresholds must fit a C int (at most 2**31 - 1)."""
+    in again on the next call. Returns True when glibc took the thresholds, False where there is no glibc or
+    `ZOO_TUNE_MALLOC=0` (with `respect_env`). Process-wide; call it once, early. Thresholds must fit a C int
+    (at most 2**31 - 1)."""
     if respect_env and not malloc_tuning_enabled():
         return False
     for name, value in (("mmap_threshold", mmap_threshold), ("trim_threshold", trim_threshold)):

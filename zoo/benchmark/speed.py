@@ -68,7 +68,7 @@ from zoo.benchmark.results import append_lines
 __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
-    "timed_pair", "paired_ratio",
+    "timed_pair", "paired_ratio", "training_data",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -762,21 +762,32 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
-    """Lightning vs plain-loop iterations/s at the recipe's batch size and crop (or the capped ones)."""
+def training_data(key: str, cfg: SpeedConfig, iterations: int) -> dict[str, Any] | None:
+    """The training data of `key` as the suite trains it: the recipe's batch size and crop (`batch`, `crop`),
+    those capped by `cfg.train_batch`/`cfg.train_crop` (`used_batch`, `used_crop`), and a `dataset` of one
+    random sample repeated for `iterations` batches. None for methods that do not train (weight-free,
+    optimised per image)."""
     probe = build_model(key, cfg)
     if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
-        return []
+        return None
     rec = recipe(probe)
     batch = int(rec.get("batch_size", 1))
     crop = int(rec.get("crop_size", 256))
     used_batch = min(batch, cfg.train_batch) if cfg.train_batch else batch
     used_crop = cfg.train_crop or crop
+    dataset = _Repeat(training_sample(probe, used_crop, rec), used_batch * iterations)
+    return {"batch": batch, "crop": crop, "used_batch": used_batch, "used_crop": used_crop, "dataset": dataset}
+
+
+def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
+    """Lightning vs plain-loop iterations/s at the recipe's batch size and crop (or the capped ones)."""
     steps = cfg.train_steps
     warmup = max(cfg.warmup, 1)  # the first step builds optimizer state and caches: never timed
-    sample = training_sample(probe, used_crop, rec)
-    del probe
-    dataset = _Repeat(sample, used_batch * (warmup + steps + 1))
+    data = training_data(key, cfg, warmup + steps + 1)
+    if data is None:
+        return []
+    batch, crop, used_batch, used_crop, dataset = (
+        data[k] for k in ("batch", "crop", "used_batch", "used_crop", "dataset"))
 
     _reset_peak(device)
     light_model = build_model(key, cfg)
