@@ -22,7 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--pairs", type=int, default=6, help="timed pairs per comparison (after one warm-up pair)")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="glibc's malloc thresholds: raised, as the speed suite's workers run (default), or glibc's own")
     args = p.parse_args(argv)
+    if args.malloc == "tuned":
+        from zoo.allocator import tune_cpu_allocator
+
+        tune_cpu_allocator(respect_env=False)
 
     import torch
 
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return case.network(*bare_args)
 
     print(f"{args.model} {case.verb_name} {args.size}² x{args.batch}, {args.pairs} pairs, "
-          f"{torch.get_num_threads()} threads; ratio = speed of the first / speed of the second "
+          f"{torch.get_num_threads()} threads, malloc {args.malloc}; ratio = speed of the first / speed of the second "
           f"(as the suite's API ratio)")
     with torch.inference_mode():
         for name, first, second in (("verb against bare", verb, bare), ("verb against verb (A/A)", verb, verb),
