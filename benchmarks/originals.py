@@ -30,7 +30,10 @@ Those run both sides in one process, so both share glibc's default malloc thresh
 comparison as users run each: every side in fresh processes (original, zoo, zoo, zoo, zoo, original), the
 original with glibc's defaults as its script runs, zoo once with them and once with the raised thresholds that
 `zoo.fit` and `zoo.predict` set (`zoo.allocator`); ratio of the pooled medians. `--process-fast compile` adds
-zoo with raised thresholds and that fast path (as `zoo.predict --compile true` runs). `--only johnson,pix2pix`
+zoo with raised thresholds and that fast path (as `zoo.predict --compile true` runs);
+`--process-fast compile,bf16,compile+channels_last` adds one variant per item, `+` combining paths in one
+(as `zoo.predict --compile true --channels_last true` runs); bf16 is bfloat16 autocast (`zoo.predict --precision
+bf16-mixed`, `zoo.fit --trainer.precision bf16-mixed`). `--only johnson,pix2pix`
 limits the run to some comparisons.
 `ratio` = original seconds / zoo seconds: above 1, zoo is faster. Results are appended to
 `benchmarks/results/originals.jsonl`; a markdown table is printed.
@@ -58,6 +61,7 @@ import torch
 import zoo
 from zoo.benchmark import speed
 from zoo.fit import apply_fast_paths
+from zoo.module import precision_context
 
 SIZE = 256
 #: zoo's fast paths compared by default (CycleGAN's compile takes minutes of compilation on CPU for each of
@@ -279,6 +283,21 @@ def compare_gatys(notebook: str, iterations: int, repeats: int) -> list[dict[str
 
 
 # ------------------------------------------------------------------------- each side in its own process
+PROCESS_FAST_PATHS = ("compile", "channels_last", "bf16")
+
+
+def fast_variant(variant: str) -> tuple[str, ...]:
+    """The fast paths of one process variant: '' (none), one of `PROCESS_FAST_PATHS`, or several joined by '+'
+    (e.g. 'compile+channels_last'). bf16: inference under bfloat16 autocast (`zoo.predict --precision
+    bf16-mixed`), training with `--trainer.precision bf16-mixed`."""
+    paths = tuple(p for p in variant.split("+") if p)
+    unknown = [p for p in paths if p not in PROCESS_FAST_PATHS]
+    if unknown:
+        raise SystemExit(f"error: unknown fast path {unknown[0]!r} in {variant!r}: "
+                         f"use {', '.join(PROCESS_FAST_PATHS)}, or several joined by '+'")
+    return paths
+
+
 def process_order(fast: tuple[str, ...]) -> list[tuple[str, str, str]]:
     """(side, malloc, fast path) of each process: zoo under glibc's default malloc thresholds and under the raised
     ones of zoo.fit/zoo.predict (`zoo.allocator`), against the original as its own script runs (glibc's
@@ -290,16 +309,24 @@ def process_order(fast: tuple[str, ...]) -> list[tuple[str, str, str]]:
 
 def time_side(key: str, side: str, repo: str, repeats: int, steps: int, fast: str = "") -> list[float]:
     """Seconds of each timed call (inference) or iteration (training) of one side, in this process; `fast`:
-    a zoo fast path (compile, channels_last) applied to zoo's model first (compiled in the warm-up)."""
+    zoo fast paths (a `fast_variant`: compile, channels_last, bf16, or several as `compile+channels_last`) applied
+    to zoo's model first (compiled in the warm-up)."""
     device = torch.device("cpu")
+    paths = fast_variant(fast)
     if key in INFERENCE:
         original, make_zoo, _ = INFERENCE[key][1](repo)
         if side == "original":
             return speed.timed(original, repeats, 1, device)
         model = speed.build_model(key, speed.SpeedConfig()).eval()
-        if fast:
-            speed.apply_fast_path(model, fast)
-        return speed.timed(make_zoo(model), repeats, 2 if fast == "compile" else 1, device)
+        for path in paths:
+            if path != "bf16":
+                speed.apply_fast_path(model, path)
+        zoo_call, precision = make_zoo(model), "bf16-mixed" if "bf16" in paths else "32-true"
+
+        def call() -> Any:
+            with precision_context(precision, device):
+                return zoo_call()
+        return speed.timed(call, repeats, 2 if "compile" in paths else 1, device)
     with on_path(repo), tempfile.TemporaryDirectory() as work:
         torch.manual_seed(0)
         model = zoo.create(key)
@@ -309,11 +336,12 @@ def time_side(key: str, side: str, repo: str, repeats: int, steps: int, fast: st
             loop = OriginalTrainLoop(junyanz_model(repo, key, work), batch)
             loop.step()
             return [loop.step()[1] for _ in range(steps)]
-        apply_fast_paths(model, compile=fast == "compile", channels_last=fast == "channels_last")
-        warmup = 3 if fast == "compile" else 1
+        apply_fast_paths(model, compile="compile" in paths, channels_last="channels_last" in paths)
+        warmup = 3 if "compile" in paths else 1
         loader = speed._loader(speed._Repeat(sample, steps + warmup + 2), 1)
-        return speed.fit_interleaved(model, loader, None, steps + 1, warmup, device,
-                                     work)["lightning_iteration"]
+        precision = "bf16-mixed" if "bf16" in paths else "32-true"
+        return speed.fit_interleaved(model, loader, None, steps + 1, warmup, device, work,
+                                     precision)["lightning_iteration"]
 
 
 def compare_in_processes(key: str, repo: str, repeats: int, steps: int,
@@ -335,7 +363,7 @@ def compare_in_processes(key: str, repo: str, repeats: int, steps: int,
     records = []
     for _, malloc, path in [o for o in order[:len(order) // 2] if o[0] == "zoo"]:
         zoo_s = statistics.median(pooled[("zoo", malloc, path)])
-        variant = f"own processes, zoo malloc {malloc}" + (f" + {path}" if path else "")
+        variant = f"own processes, zoo malloc {malloc}" + (f" + {' + '.join(fast_variant(path))}" if path else "")
         records.append({"comparison": name, "variant": variant, "size": SIZE, "batch": 1, "zoo_s": zoo_s,
                         "original_s": orig_s, "ratio": orig_s / zoo_s, "n": len(pooled[("zoo", malloc, path)]),
                         "processes": [list(o) for o in order], "original_malloc": "default"})
@@ -351,7 +379,7 @@ def _child(argv: list[str]) -> int:
     p.add_argument("repo")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--fast", default="", choices=("", "compile", "channels_last"))
+    p.add_argument("--fast", default="", help="a process variant (fast_variant): '', compile, bf16, compile+channels_last, ...")
     a = p.parse_args(argv)
     if a.malloc == "tuned":
         from zoo.allocator import tune_cpu_allocator
@@ -404,18 +432,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", action="store_true",
                    help="also time each side in its own processes: zoo with glibc's default and with raised malloc "
                         "thresholds (as zoo.fit/zoo.predict run) against the original as its script runs")
-    p.add_argument("--process-fast", default=None, choices=("compile", "channels_last", "compile,channels_last"),
-                   help="with --processes: also zoo with raised thresholds and this fast path (each on its own)")
+    p.add_argument("--process-fast", default=None,
+                   help="with --processes: also zoo with raised thresholds and these fast paths, one process variant "
+                        "per comma-separated item; '+' combines paths in one variant "
+                        "(e.g. compile,compile+channels_last)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     only = None if args.only is None else {k.strip() for k in args.only.split(",") if k.strip()}
+    process_variants = tuple(v for v in (args.process_fast or "").split(",") if fast_variant(v))
 
     def chosen(key: str) -> bool:
         return only is None or key in only
 
-    def process_fast(key: str) -> tuple[str, ...]:
-        return tuple(f for f in (args.process_fast or "").split(",") if f)
 
     def fast(key: str) -> tuple[str, ...]:
         chosen = args.fast if args.fast is not None else FAST_DEFAULT[key]
@@ -432,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, repo in (("pix2pix", args.cyclegan_repo), ("cyclegan", args.cyclegan_repo),
                           ("adain", args.adain_repo), ("johnson", args.johnson_repo)):
             if repo and chosen(key):
-                records += compare_in_processes(key, repo, args.repeats, args.steps, process_fast(key))
+                records += compare_in_processes(key, repo, args.repeats, args.steps, process_variants)
     if args.gatys_notebook and chosen("gatys"):
         records += compare_gatys(args.gatys_notebook, args.gatys_iterations, min(args.repeats, 3))
     if not records:

@@ -222,3 +222,130 @@ def test_fit_warns_that_bf16_is_emulated_on_this_cpu(monkeypatch, caplog, native
     with caplog.at_level(logging.WARNING, logger="zoo.fit"):
         zoo.fit._warn_emulated_bf16(precision, accelerator)
     assert ("without native bf16" in caplog.text) is warned
+
+
+# ----------------------------------------------------------------------------------- bf16 inference
+def _verb_call(key: str, model: ZooModule, x: torch.Tensor) -> torch.Tensor:
+    """The method's public verb on `x`, as `zoo.predict` calls it (style methods with a style image)."""
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    if key == "adain":
+        return model.stylize(x, style)
+    if key in ("johnson", "cin"):
+        return model.stylize(x, 0 if key == "cin" else None)
+    if key == "srresnet":
+        return model.upscale(x)
+    if key == "colorization":
+        return model.colorize(x)
+    if key == "munit":
+        return model.sample(x, n=2, seed=0)
+    return model.translate(x)
+
+
+@pytest.mark.parametrize("key, hparams, size", [
+    ("pix2pix", dict(ngf=8, ndf=8, netG="unet_128"), 128),
+    ("cyclegan", dict(ngf=8, ndf=8, netG="resnet_6blocks"), 32),
+    ("munit", dict(dim=8, mlp_dim=16, dis_dim=8, n_res=1, val_lpips=False), 32),
+    ("johnson", dict(width=8, vgg_weights=None), 32),
+    ("cin", dict(num_styles=2, width=4, vgg_weights=None), 32),
+    ("adain", dict(vgg_weights=None), 32),
+    ("srresnet", dict(channels=8, num_blocks=1), 16),
+    ("colorization", dict(width=1 / 16), 32),
+])
+def test_verbs_under_bf16_autocast_match_float32(key, hparams, size):
+    """`zoo.predict --precision bf16-mixed` runs the verb under `precision_context`: the networks compute in
+    bfloat16 (the output differs from float32's), the result keeps the input's dtype and range and stays
+    within bf16's rounding of the float32 result."""
+    from zoo.module import precision_context
+
+    torch.manual_seed(0)
+    model = zoo.create(key, **hparams).eval()
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    reference = _verb_call(key, model, x)
+    with precision_context("bf16-mixed", "cpu"):
+        fast = _verb_call(key, model, x)
+    assert fast.dtype == torch.float32 and fast.shape == reference.shape
+    assert 0.0 <= float(fast.min()) and float(fast.max()) <= 1.0
+    difference = (fast - reference).abs()
+    assert float(difference.max()) > 0  # bf16 ran: float32 would be bit for bit the same
+    assert float(difference.mean()) < 0.01, float(difference.mean())
+    assert float(difference.max()) < 0.06, float(difference.max())  # measured at most 0.047 (cin)
+
+
+def test_precision_context_names():
+    from zoo.module import INFERENCE_PRECISIONS, precision_context
+
+    assert INFERENCE_PRECISIONS == ("32-true", "bf16-mixed")
+    with precision_context("32-true"):
+        assert not torch.is_autocast_enabled("cpu")
+    with precision_context("bf16-mixed", "cpu"):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ZooError, match="unknown inference precision 'fp16'.*32-true, bf16-mixed"):
+        precision_context("fp16")
+
+
+def _predict_pngs(folder, image, out, *extra: str) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    from zoo.predict import main as predict_main
+
+    written = predict_main([str(folder), str(image), "--out", str(out), *extra])
+    assert [p.name for p in written] == ["in.png"]
+    return torch.from_numpy(np.asarray(Image.open(written[0]), dtype=np.float32))
+
+
+def test_predict_precision_bf16_mixed_writes_the_float32_images_within_rounding(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setattr(zoo_module, "native_bf16", lambda device="cpu": True)  # no warning on any CI CPU
+    torch.manual_seed(0)
+    folder = zoo.create("cyclegan", ngf=8, ndf=8, netG="resnet_6blocks").save_pretrained(tmp_path / "model")
+    image = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)).save(image)
+    reference = _predict_pngs(folder, image, tmp_path / "fp32")
+    fast = _predict_pngs(folder, image, tmp_path / "bf16", "--precision", "bf16-mixed")
+    assert fast.shape == reference.shape == (40, 48, 3)
+    difference = (fast - reference).abs()
+    assert float(difference.max()) > 0  # bf16 ran
+    assert float(difference.mean()) < 1.5 and float(difference.max()) < 8  # in 8-bit levels (measured 0.65, 4)
+    assert "without native bf16" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native, precision, warned", [
+    (False, "bf16-mixed", True), (True, "bf16-mixed", False), (False, "32-true", False)])
+def test_predict_warns_that_bf16_is_emulated_on_this_cpu(tmp_path, monkeypatch, capsys, native, precision, warned):
+    from PIL import Image
+
+    monkeypatch.setattr(zoo_module, "native_bf16", lambda device="cpu": native)
+    torch.manual_seed(0)
+    folder = zoo.create("johnson", width=4, vgg_weights=None).save_pretrained(tmp_path / "model")
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(tmp_path / "in.png")
+    _predict_pngs(folder, tmp_path / "in.png", tmp_path / "out", "--precision", precision)
+    assert ("without native bf16" in capsys.readouterr().err) is warned
+
+
+def test_predict_rejects_an_unknown_precision(tmp_path, capsys):
+    from zoo.predict import main as predict_main
+
+    with pytest.raises(SystemExit) as raised:
+        predict_main(["johnson", str(tmp_path), "--out", str(tmp_path / "o"), "--precision", "fp16"])
+    assert raised.value.code == 2
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_compiled_network_under_bf16_autocast_matches_float32():
+    """`--compile true --precision bf16-mixed` together: inductor compiles the autocast graph (bf16 convolutions),
+    the result within bf16's rounding of eager float32."""
+    from zoo.module import precision_context
+
+    torch.manual_seed(0)
+    model = TwoConv()
+    x = _images()
+    eager = model.G["a2b"](x)
+    model.compile_networks()
+    with torch.inference_mode(), precision_context("bf16-mixed", "cpu"):
+        fast = model.G["a2b"](x)
+    assert fast.dtype == torch.bfloat16  # autocast's output: the verbs turn it back into the input's dtype
+    difference = (fast.float() - eager).abs()
+    assert 0 < float(difference.max()) < 0.05

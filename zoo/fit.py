@@ -159,10 +159,10 @@ def _wandb_offline_unless_logged_in() -> None:
 def _warn_emulated_bf16(precision: Any, accelerator: Any) -> None:
     """bf16 precision on a CPU without native bf16 runs emulated, many times slower than fp32 (40-200x slower for
     zoo's networks on a 2-core AVX2 machine): say so before training starts."""
-    from zoo.module import native_bf16
+    from zoo.module import emulated_bf16
 
     on_cpu = accelerator == "cpu" or (accelerator in (None, "auto") and not torch.cuda.is_available())
-    if str(precision).startswith("bf16") and on_cpu and not native_bf16("cpu"):
+    if on_cpu and emulated_bf16(precision, "cpu"):
         log.warning("--trainer.precision %s on a CPU without native bf16 (no AVX512-BF16/AMX): autocast emulates it "
                     "and trains many times slower than the default 32-true", precision)
 

@@ -6,6 +6,7 @@ It carries the method key, the image I/O contract (`io`) and the publishing verb
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import shutil
@@ -18,7 +19,8 @@ from torch import nn
 
 from zoo.training import capture_rng_state, restore_rng_state
 
-__all__ = ["ZooModule", "DEFAULT_IO", "check_compile_support", "native_bf16"]
+__all__ = ["ZooModule", "DEFAULT_IO", "check_compile_support", "native_bf16", "emulated_bf16",
+           "precision_context", "INFERENCE_PRECISIONS"]
 
 log = logging.getLogger("zoo")
 
@@ -246,6 +248,29 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(check()) if check is not None else False
+
+
+#: Precisions of zoo.predict (Lightning's names; zoo.fit takes all of Lightning's as `--trainer.precision`)
+INFERENCE_PRECISIONS = ("32-true", "bf16-mixed")
+
+
+def emulated_bf16(precision: Any, device: torch.device | str = "cpu") -> bool:
+    """Whether `precision` asks for bfloat16 on `device` where it would be emulated: a CPU without native bf16
+    (see `native_bf16`), on which bf16 autocast runs many times slower than float32."""
+    return str(precision).startswith("bf16") and torch.device(device).type == "cpu" and not native_bf16("cpu")
+
+
+def precision_context(precision: str, device: torch.device | str = "cpu") -> contextlib.AbstractContextManager:
+    """The context to run a verb in at `precision` on `device`: '32-true' nothing, 'bf16-mixed' bfloat16 autocast
+    (convolutions and matrix products in bf16, what autocast keeps in float32 stays there; a verb still returns
+    its input's dtype). Another name is a `ZooError`."""
+    from zoo.errors import ZooError
+
+    if precision == "32-true":
+        return contextlib.nullcontext()
+    if precision == "bf16-mixed":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    raise ZooError(f"unknown inference precision {precision!r}: use one of {', '.join(INFERENCE_PRECISIONS)}")
 
 
 def _cxx_compiler() -> str | None:

@@ -1,6 +1,6 @@
 """`python -m zoo.predict <name-or-dir> <inputs...> --out DIR [--direction a2b] [--device cpu]
 [--n N --seed S | --style IMG] [--alpha A --weights W,...] [--set KEY=VALUE ...]
-[--channels_last true] [--compile true]`: run a model's task verb
+[--channels_last true] [--compile true] [--precision bf16-mixed]`: run a model's task verb
 on image files or folders and write PNGs named after the inputs (multimodal models: N samples per input,
 or the style of a reference image; style methods: `stylize` with `--style` image(s), or a style index or
 weight vector for `cin`; `inversion`: the image reconstructed from its features; super-resolution models:
@@ -196,11 +196,15 @@ def main(argv: list[str] | None = None) -> list[Path]:
                         help="run the networks in channels_last (NHWC) memory format")
     parser.add_argument("--compile", choices=("true", "false"), default="false",
                         help="torch.compile the inference networks (pays off over many images of one size)")
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
+                        help="bf16-mixed: the networks under bfloat16 autocast (fast on GPUs and on CPUs with "
+                             "AVX512-BF16/AMX; emulated and slow on other CPUs); outputs are 8-bit PNGs either way")
     parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                         help="an option of stylize()/invert(), e.g. --set steps=200 (repeatable)")
     args = parser.parse_args(argv)
     import zoo
     from zoo.allocator import tune_cpu_allocator
+    from zoo.module import emulated_bf16, precision_context
 
     tune_cpu_allocator()  # freed activations are reused from one image to the next (ZOO_TUNE_MALLOC=0: off)
     try:
@@ -213,9 +217,13 @@ def main(argv: list[str] | None = None) -> list[Path]:
         mode = None if args.eval_mode is None else args.eval_mode == "true"
         weights = None if args.weights is None else _weights(args.weights)
         unreadable: list[tuple[Path, str]] = []
-        written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode,
-                                n=args.n, seed=args.seed, style=args.style, alpha=args.alpha, weights=weights,
-                                options=_options(args.set), unreadable=unreadable)
+        if emulated_bf16(args.precision, args.device):
+            print(f"warning: --precision {args.precision} on a CPU without native bf16 (no AVX512-BF16/AMX): "
+                  f"autocast emulates it and runs many times slower than the default 32-true", file=sys.stderr)
+        with precision_context(args.precision, args.device):
+            written = predict_files(model, args.inputs, args.out, direction=args.direction, eval_mode=mode,
+                                    n=args.n, seed=args.seed, style=args.style, alpha=args.alpha, weights=weights,
+                                    options=_options(args.set), unreadable=unreadable)
     except zoo.ZooError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error

@@ -722,18 +722,18 @@ class _Interleaved:
 
 
 def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, steps: int, warmup: int,
-                    device: torch.device, log_dir: str) -> dict[str, list[float]]:
+                    device: torch.device, log_dir: str, precision: str = "32-true") -> dict[str, list[float]]:
     """Seconds of `steps` steady-state training steps (and whole iterations) of a real `Trainer.fit` on
     `light_model`, set up as `zoo.fit` does (CSV logger, default logging interval; no validation or
     checkpoints), interleaved with as many iterations of `other` (anything whose `step()` runs one and
     returns its (step seconds, iteration seconds): zoo's plain loop, or an original implementation; None: the
-    Lightning steps alone, and the plain lists stay empty)."""
+    Lightning steps alone, and the plain lists stay empty). `precision`: the Trainer's, as `--trainer.precision`."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
     pair = _Interleaved(other, warmup, device)
     trainer = L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1,
+        accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1, precision=precision,
         limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         logger=CSVLogger(log_dir, name="speed"), callbacks=[pair.callback],
