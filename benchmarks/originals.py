@@ -379,7 +379,8 @@ def _child(argv: list[str]) -> int:
     p.add_argument("repo")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--fast", default="", help="a process variant (fast_variant): '', compile, bf16, compile+channels_last, ...")
+    p.add_argument("--fast", default="",
+                   help="a process variant (fast_variant): '', compile, bf16, compile+channels_last, ...")
     a = p.parse_args(argv)
     if a.malloc == "tuned":
         from zoo.allocator import tune_cpu_allocator
@@ -440,11 +441,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     only = None if args.only is None else {k.strip() for k in args.only.split(",") if k.strip()}
-    process_variants = tuple(v for v in (args.process_fast or "").split(",") if fast_variant(v))
+    process_variants = tuple(v for v in (args.process_fast or "").split(",") if v)
+    for variant in process_variants:
+        fast_variant(variant)  # an unknown fast path stops the run here, before anything is timed
 
     def chosen(key: str) -> bool:
         return only is None or key in only
-
 
     def fast(key: str) -> tuple[str, ...]:
         chosen = args.fast if args.fast is not None else FAST_DEFAULT[key]

@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
                         help="run the networks in channels_last (NHWC) memory format")
     parser.add_argument("--compile", choices=("true", "false"), default="false",
                         help="torch.compile the inference networks (pays off over many images of one size)")
+    # zoo.module.INFERENCE_PRECISIONS, written out so that --help does not import torch
     parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
                         help="bf16-mixed: the networks under bfloat16 autocast (fast on GPUs and on CPUs with "
                              "AVX512-BF16/AMX; emulated and slow on other CPUs); outputs are 8-bit PNGs either way")
