@@ -42,10 +42,9 @@ def _faults() -> int:
 
 def child(key: str, setting: str, size: int, batch: int, repeats: int, train_steps: int) -> dict[str, Any]:
     """Times of one method in this process under one allocator setting."""
-    if setting == "tuned":
-        from zoo.allocator import tune_cpu_allocator
+    from zoo.allocator import apply_malloc_setting
 
-        assert tune_cpu_allocator(respect_env=False), "glibc refused the thresholds"
+    assert apply_malloc_setting(setting) == (setting == "tuned"), "glibc refused the thresholds"
     import torch
 
     from zoo.benchmark import speed

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoo.allocator import MALLOC_SETTINGS, apply_malloc_setting
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -22,13 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--pairs", type=int, default=6, help="timed pairs per comparison (after one warm-up pair)")
-    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+    p.add_argument("--malloc", choices=MALLOC_SETTINGS, default="tuned",
                    help="glibc's malloc thresholds: raised, as the speed suite's workers run (default), or glibc's own")
     args = p.parse_args(argv)
-    if args.malloc == "tuned":
-        from zoo.allocator import tune_cpu_allocator
-
-        tune_cpu_allocator(respect_env=False)
+    apply_malloc_setting(args.malloc)
 
     import torch
 

@@ -59,6 +59,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 import zoo
+from zoo.allocator import MALLOC_SETTINGS, apply_malloc_setting
 from zoo.benchmark import speed
 from zoo.fit import apply_fast_paths
 from zoo.module import precision_context
@@ -375,17 +376,14 @@ def _child(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("key")
     p.add_argument("side", choices=("original", "zoo"))
-    p.add_argument("malloc", choices=("default", "tuned"))
+    p.add_argument("malloc", choices=MALLOC_SETTINGS)
     p.add_argument("repo")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--fast", default="",
                    help="a process variant (fast_variant): '', compile, bf16, compile+channels_last, ...")
     a = p.parse_args(argv)
-    if a.malloc == "tuned":
-        from zoo.allocator import tune_cpu_allocator
-
-        assert tune_cpu_allocator(respect_env=False), "glibc refused the malloc thresholds"
+    assert apply_malloc_setting(a.malloc) == (a.malloc == "tuned"), "glibc refused the malloc thresholds"
     import logging
     import warnings
 

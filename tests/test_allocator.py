@@ -135,3 +135,16 @@ def test_speed_worker_applies_the_recorded_setting(monkeypatch, setting, calls_e
     cfg = speed.SpeedConfig(malloc=setting, measurements=())
     assert speed.measure_method("johnson", cfg) == []
     assert calls == calls_expected
+
+
+@pytest.mark.parametrize("setting, calls_expected, raised", [("tuned", [{"respect_env": False}], True),
+                                                            ("default", [], False)])
+def test_apply_malloc_setting(monkeypatch, setting, calls_expected, raised):
+    calls = _record_calls(monkeypatch)
+    assert allocator.apply_malloc_setting(setting) is raised
+    assert calls == calls_expected
+
+
+def test_apply_malloc_setting_rejects_an_unknown_name():
+    with pytest.raises(ValueError, match="malloc setting must be one of tuned, default, got 'jemalloc'"):
+        allocator.apply_malloc_setting("jemalloc")

@@ -6,9 +6,9 @@ blocks, so each forward pass on CPU faults in and zeroes its activations' pages 
 kernel spends a quarter to a third of a Johnson or AdaIN forward pass doing that (`ru_minflt` counts about a
 million faults per AdaIN call at 256² x 8; `benchmarks/malloc_gain.py`). Raising the mmap and trim
 thresholds (`mallopt`, as the `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` environment variables do at
-start-up) lets freed blocks be reused from the heap instead. The cost: the process keeps its peak heap resident until it exits instead of
-returning it after each call. PyTorch's CPU tuning guide makes the same point when it recommends jemalloc or
-TCMalloc.
+start-up) lets freed blocks be reused from the heap instead. The cost: the process keeps its peak heap
+resident until it exits instead of returning it after each call. PyTorch's CPU tuning guide makes the same
+point when it recommends jemalloc or TCMalloc.
 
 `python -m zoo.fit`, `zoo.predict`, `zoo.bench` and the speed suite's processes call `tune_cpu_allocator()`
 when they start; set `ZOO_TUNE_MALLOC=0` to keep glibc's defaults. In your own scripts, call it once before the
@@ -24,7 +24,8 @@ import logging
 import os
 import sys
 
-__all__ = ["tune_cpu_allocator", "malloc_tuning_enabled", "ENV_VAR", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["tune_cpu_allocator", "malloc_tuning_enabled", "apply_malloc_setting", "MALLOC_SETTINGS", "ENV_VAR",
+           "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 log = logging.getLogger("zoo")
 
@@ -34,6 +35,8 @@ ENV_VAR = "ZOO_TUNE_MALLOC"
 MMAP_THRESHOLD = 1 << 30
 #: free memory at the top of the heap is kept up to 2 GiB - 1 before it is returned to the system
 TRIM_THRESHOLD = (1 << 31) - 1
+#: a benchmark process's allocator setting: "tuned" (the raised thresholds) or "default" (glibc's own)
+MALLOC_SETTINGS = ("tuned", "default")
 
 # mallopt parameter numbers from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
@@ -77,3 +80,11 @@ def tune_cpu_allocator(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: 
     if not ok:
         log.debug("glibc refused the malloc thresholds; its defaults stay")
     return ok
+
+
+def apply_malloc_setting(setting: str) -> bool:
+    """Put this process under a benchmark's recorded `setting` (`MALLOC_SETTINGS`): "tuned" raises the
+    thresholds whatever `ZOO_TUNE_MALLOC` says, "default" leaves glibc's own. Returns whether they were raised."""
+    if setting not in MALLOC_SETTINGS:
+        raise ValueError(f"malloc setting must be one of {', '.join(MALLOC_SETTINGS)}, got {setting!r}")
+    return setting == "tuned" and tune_cpu_allocator(respect_env=False)

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from zoo.allocator import MALLOC_SETTINGS
 from zoo.errors import ZooError
 
 __all__ = ["main", "build_parser", "resolve_models", "folder_name", "speed_config", "run_speed_command"]
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: channels_last,compile,bf16)")
     speed.add_argument("--set", action="append", default=None, metavar="METHOD.HPARAM=VALUE",
                        help="a hyperparameter of one method (repeatable), e.g. --set pix2pix.ngf=8; recorded")
-    speed.add_argument("--malloc", choices=("tuned", "default"), default=None,
+    speed.add_argument("--malloc", choices=MALLOC_SETTINGS, default=None,
                        help="tuned: each method's process raises glibc's malloc thresholds first, as zoo.fit and "
                             "zoo.predict do (zoo.allocator); default: glibc's own (default: tuned, unless "
                             "ZOO_TUNE_MALLOC=0)")

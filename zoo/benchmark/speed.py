@@ -872,7 +872,7 @@ def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list
     """For each of `cfg.fast_paths`: verb images/s with the fast path on a fresh model against the default
     model on the same input (at the first size and batch), interleaved; `gain` = fast / default. Compile
     records the first call's seconds (compilation). A path that cannot run here is recorded with why."""
-    from zoo.module import native_bf16
+    from zoo.module import native_bf16, precision_context
 
     default = build_model(key, cfg).to(device).eval()
     base_case = inference_case(default)
@@ -883,11 +883,11 @@ def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list
         size, batch, repeats, warmup = cfg.sizes[0], cfg.batches[0], cfg.repeats, cfg.warmup
         record: dict[str, Any] = {"method": key, "measurement": "fast_path", "fast_path": path,
                                   "verb": base_case.verb_name}
-        autocast: Callable[[], Any] = contextlib.nullcontext
+        precision = "32-true"
         model = build_model(key, cfg).to(device).eval()
         try:
-            if path == "bf16":  # autocast around the call; the model is unchanged
-                autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
+            if path == "bf16":  # autocast around the call (zoo.predict --precision bf16-mixed); model unchanged
+                precision = "bf16-mixed"
                 if not native_bf16(device):  # zoo.module
                     size, repeats, warmup = EMULATED_BF16_SIZE, 1, 0
                     record["note"] = (f"no native bf16 on this {device.type} (emulated): measured at {size}², "
@@ -902,7 +902,7 @@ def measure_fast_paths(key: str, cfg: SpeedConfig, device: torch.device) -> list
         _reset_peak(device)
 
         def fast() -> Any:
-            with autocast():
+            with precision_context(precision, device):
                 return case.verb(x)
 
         t0 = time.perf_counter()
@@ -925,10 +925,9 @@ def measure_method(key: str, cfg: SpeedConfig) -> list[dict[str, Any]]:
     device = torch.device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.malloc == "tuned":
-        from zoo.allocator import tune_cpu_allocator
+    from zoo.allocator import apply_malloc_setting
 
-        tune_cpu_allocator(respect_env=False)
+    apply_malloc_setting(cfg.malloc)
     records: list[dict[str, Any]] = []
     model = build_model(key, cfg).to(device)
     model.eval()
