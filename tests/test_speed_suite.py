@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = ["--sizes", "32", "--batches", "1", "--repeats", "1", "--warmup", "0", "--threads", "1", "--min-seconds", "0",
         "--train-batch", "2", "--train-crop", "128", "--train-steps", "1", "--optim-size", "32", "--optim-steps", "2",
-        "--fast", "channels_last,bf16",
+        "--fast", "channels_last,bf16", "--train-fast", "bf16,channels_last,adam,workers", "--train-fast-steps", "1",
         "--set", "pix2pix.ngf=4", "--set", "pix2pix.ndf=4", "--set", "pix2pix.netG=unet_128",
         "--set", "srresnet.channels=4", "--set", "srresnet.num_blocks=1", "--set", "srresnet.d_channels=4"]
 
@@ -39,20 +39,21 @@ def run(tmp_path_factory):
 
 def test_records_have_the_machine_and_every_measurement(run):
     _, records = run
-    assert {r["measurement"] for r in records} == {"inference", "fast_path", "training"}, records
+    kinds = ("inference", "fast_path", "training", "train_fast_path")
+    assert {r["measurement"] for r in records} == set(kinds), records
     for r in records:
         assert r["machine"]["cores"] >= 1 and r["machine"]["torch"] == torch.__version__ and r["machine"]["cpu"]
         assert r["date"] and "git_sha" in r and r["run"] and _finite_positive(r["matmul"]["flops"])
         assert _finite_positive(r["peak_memory_mb"]) and r["peak_memory_kind"] == "rss_high_water_of_process"
         assert r["config"]["malloc"] == "tuned"  # each method's process raised the thresholds, as zoo.fit does
     assert {(r["method"], r["measurement"]) for r in records} == {
-        (m, kind) for m in ("pix2pix", "srresnet") for kind in ("inference", "fast_path", "training")}
+        (m, kind) for m in ("pix2pix", "srresnet") for kind in kinds}
 
 
 def test_ratios_positive_and_finite(run):
     _, records = run
     for r in records:
-        if r["measurement"] == "fast_path":
+        if r["measurement"] in ("fast_path", "train_fast_path"):
             continue
         assert _finite_positive(r["ratio"]), r
         if r["measurement"] == "inference":
@@ -89,6 +90,101 @@ def test_fast_paths_are_compared_with_the_default_path(run):
             assert r["size"] == 32
 
 
+def test_training_fast_paths_are_timed_against_the_plain_loop(run):
+    """Each training fast path: the fast Lightning iteration against the plain float32 loop (vs_plain), over
+    the default's framework ratio (gain); Adam's step against its single-tensor copy, with its share of an
+    iteration; emulated bf16 is not trained (it would take many times longer) and says why."""
+    from zoo.data.datamodule import default_num_workers
+    from zoo.module import native_bf16
+
+    _, records = run
+    fast = {(r["method"], r["fast_path"]): r for r in records if r["measurement"] == "train_fast_path"}
+    assert sorted(fast) == [(m, p) for m in ("pix2pix", "srresnet")
+                            for p in ("adam", "bf16", "channels_last", "workers")]
+    for method in ("pix2pix", "srresnet"):
+        train = next(r for r in records if r["method"] == method and r["measurement"] == "training")
+        paths = ["channels_last"] + (["bf16"] if native_bf16("cpu") else [])
+        if not native_bf16("cpu"):
+            assert "emulates" in fast[method, "bf16"]["skipped"] and "gain" not in fast[method, "bf16"]
+        for path in paths:
+            r = fast[method, path]
+            assert (r["batch"], r["crop"], r["steps"], r["warmup_steps"]) == (train["batch"], 128, 1, 1), r
+            assert r["precision"] == ("bf16-mixed" if path == "bf16" else "32-true")
+            # one pair: the paired ratio is the ratio of the two rates
+            assert r["vs_plain"] == pytest.approx(r["fast_it_per_s"]["median"] / r["plain_it_per_s"]["median"])
+            assert r["framework_ratio"] == train["ratio"] and r["gain"] == pytest.approx(r["vs_plain"] / train["ratio"])
+            assert _finite_positive(r["first_step_s"]) and _finite_positive(r["peak_memory_mb"])
+        adam = fast[method, "adam"]
+        assert adam["implementation"] == "foreach" and adam["optimizers"] == (2 if method == "pix2pix" else 1)
+        assert _finite_positive(adam["gain"]) and adam["parameters"] > 0
+        assert adam["gain"] == pytest.approx(adam["single_tensor_step_s"]["median"] / adam["step_s"]["median"])
+        assert 0 < adam["share_of_iteration"] < 1
+        workers = fast[method, "workers"]
+        n = default_num_workers()
+        assert workers["loader_options"] == {"num_workers": n, "pin_memory": False, "persistent_workers": n > 0}
+        assert (workers["batch"], workers["crop"]) == (train["batch"], 128) and workers["block_batches"] >= 1
+        assert workers["gain"] == pytest.approx(
+            workers["batches_per_s"]["median"] / workers["no_worker_batches_per_s"]["median"])
+        assert workers["load_share"] == pytest.approx(
+            train["plain_it_per_s"]["median"] / workers["no_worker_batches_per_s"]["median"])
+        assert _finite_positive(workers["first_block_s"])
+
+
+def test_adam_copies_step_like_the_methods_own_optimizers():
+    """The single-tensor side of the Adam measurement is the same update as the foreach optimizer it copies."""
+    model = zoo.create("pix2pix", ngf=4, ndf=4, netG="unet_128")
+    with speed.plain_hooks(model) as (optimizers, _, _):
+        pass
+    assert all(o.defaults["foreach"] for o in optimizers)
+    params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
+    start = [p.detach().clone() for p in params]
+    for i, p in enumerate(params):
+        p.grad = torch.full_like(p, 0.01 * (i % 3 + 1))
+    for o in optimizers:
+        o.step()
+    after_foreach = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, s in zip(params, start):
+            p.copy_(s)
+    copies = [torch.optim.Adam([{**g, "foreach": False, "fused": False} for g in o.param_groups]) for o in optimizers]
+    for o in copies:
+        o.step()
+    assert all(not g["foreach"] for o in copies for g in o.param_groups)
+    assert all(torch.allclose(p, q, atol=1e-7) for p, q in zip(params, after_foreach))
+    assert any((p - s).abs().max() > 0 for p, s in zip(params, start))
+
+
+def test_a_training_fast_path_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
+    import zoo.module
+
+    monkeypatch.setattr(zoo.module, "_cxx_compiler", lambda: None)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory in the test")
+
+    monkeypatch.setattr(speed, "interleaved_training", broken)
+    cfg = speed.SpeedConfig(repeats=1, warmup=0, min_seconds=0, train_batch=2, train_crop=128,
+                            train_fast_paths=("compile", "channels_last", "adam"),
+                            overrides={"pix2pix": {"ngf": 4, "ndf": 4, "netG": "unet_128"}})
+    compile_, channels_last, adam = speed.measure_train_fast_paths("pix2pix", cfg, torch.device("cpu"))
+    assert "C++ compiler" in compile_["skipped"] and "gain" not in compile_
+    assert channels_last["skipped"] == "failed while training: RuntimeError: out of memory in the test"
+    assert _finite_positive(adam["gain"]) and adam["share_of_iteration"] is None  # no training record given
+    table = "\n".join(speed.render_train_fast_path_table([compile_, channels_last, adam], []))
+    assert table.count("not run") == 2 and "C++ compiler" in table and "out of memory in the test" in table
+    assert "| pix2pix | - | - | not run | not run |" in table
+
+
+def test_without_the_training_record_the_gain_is_against_the_plain_loop(tmp_path):
+    cfg = speed.SpeedConfig(warmup=0, train_batch=1, train_crop=128, train_fast_steps=1,
+                            train_fast_paths=("channels_last",),
+                            overrides={"pix2pix": {"ngf": 4, "ndf": 4, "netG": "unet_128"}})
+    (record,) = speed.measure_train_fast_paths("pix2pix", cfg, torch.device("cpu"))
+    assert record["framework_ratio"] is None and record["gain"] is None and _finite_positive(record["vs_plain"])
+    assert "vs plain" in "\n".join(speed.render_train_fast_path_table([record], []))
+    assert "gain -" in speed._line(record)
+
+
 def test_a_fast_path_that_cannot_run_is_recorded_with_why(monkeypatch):
     import zoo.module
 
@@ -121,7 +217,8 @@ def test_training_interleaves_lightning_and_plain_steps(tmp_path):
                                        steps=3, warmup=1, device=torch.device("cpu"), log_dir=str(tmp_path))
     assert "".join(calls) == "LPPLLPPL"
     assert {k: len(v) for k, v in times.items()} == {
-        "lightning_step": 3, "lightning_iteration": 3, "plain_step": 3, "plain_iteration": 3}
+        "lightning_step": 3, "lightning_iteration": 3, "plain_step": 3, "plain_iteration": 3, "lightning_first_step": 1}
+    assert times["lightning_first_step"][0] > 0  # the untimed warm-up step, kept apart (compile's compilation)
     for k in ("lightning", "plain"):  # an iteration (with its batch fetch) takes at least its step
         assert all(it >= st > 0 for it, st in zip(times[f"{k}_iteration"], times[f"{k}_step"]))
 
@@ -139,7 +236,7 @@ def test_lightning_steps_alone_without_another_loop(tmp_path):
     times = speed.fit_interleaved(model, speed._loader(dataset, 2), None, 3, 1, torch.device("cpu"), str(tmp_path))
     assert steps == [0, 1, 2, 3]
     assert {k: len(v) for k, v in times.items()} == {
-        "lightning_step": 3, "lightning_iteration": 3, "plain_step": 0, "plain_iteration": 0}
+        "lightning_step": 3, "lightning_iteration": 3, "plain_step": 0, "plain_iteration": 0, "lightning_first_step": 1}
     assert all(it >= st > 0 for it, st in zip(times["lightning_iteration"], times["lightning_step"]))
 
 
@@ -150,8 +247,10 @@ def test_table_renders_the_latest_run(run, capsys):
     assert "| method |" in table and "| pix2pix | translate | 32²" in table and "| srresnet | upscale |" in table
     assert records[0]["machine"]["device_name"] in table
     assert "| channels_last gain | bf16 gain |" in table and "| pix2pix | translate | 32² | 1 |" in table
+    assert "| Lightning it/s | bf16 gain | channels_last gain | Adam step gain (share of an iteration) |" in table
+    assert "(foreach, " in table and " workers; loading " in table
     older = [{**r, "run": "0"} for r in records]  # an older run is not shown
-    assert speed.render_speed_table(older + records).count("| pix2pix |") == 2  # the speed and fast-path tables
+    assert speed.render_speed_table(older + records).count("| pix2pix |") == 3  # speed, fast-path, training fast paths
 
 
 def test_optimization_measurement_in_process():
@@ -228,6 +327,8 @@ def test_summary_statistics():
     (["--suite", "speed", "--measure", "speedup"], "--measure"),
     (["--suite", "speed", "--repeats", "0"], "--repeats"),
     (["--suite", "speed", "--fast", "fp8"], "--fast"),
+    (["--suite", "speed", "--train-fast", "compile,fp8"], "--train-fast takes a subset of bf16,channels_last"),
+    (["--suite", "speed", "--train-fast-steps", "0"], "--train-fast-steps"),
     (["--suite", "speed", "--min-seconds", "-1"], "--min-seconds"),
     (["--suite", "mini", "--sizes", "256"], "--suite speed"),
 ])
@@ -241,3 +342,17 @@ def test_bad_flags_exit_2_with_a_message(argv, message, tmp_path, capsys):
 def test_table_without_results_is_an_error(tmp_path, capsys):
     assert main(["--suite", "speed", "--table", "--out", str(tmp_path)]) == 2
     assert "run `python -m zoo.bench --suite speed` first" in capsys.readouterr().err
+
+
+def test_compile_in_training_is_measured_after_its_compilation(tmp_path):
+    """compile: two untimed steps (the first compiles, a GAN's second call may recompile), the first one's
+    seconds kept apart; then the compiled Lightning step timed against the plain loop."""
+    cfg = speed.SpeedConfig(warmup=0, train_batch=1, train_crop=32, train_fast_steps=1, train_fast_paths=("compile",),
+                            overrides={"srresnet": {"channels": 4, "num_blocks": 1, "d_channels": 4}})
+    (record,) = speed.measure_train_fast_paths("srresnet", cfg, torch.device("cpu"),
+                                               {"ratio": 1.25, "plain_it_per_s": {"median": 2.0}})
+    assert "skipped" not in record, record
+    assert record["warmup_steps"] == 2 and record["steps"] == 1 and record["precision"] == "32-true"
+    assert record["gain"] == pytest.approx(record["vs_plain"] / 1.25) and record["framework_ratio"] == 1.25
+    assert _finite_positive(record["first_step_s"])
+    assert "(first step " in "\n".join(speed.render_train_fast_path_table([record], []))

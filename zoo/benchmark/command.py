@@ -83,10 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--optim-size", type=int, default=None, help="Gatys/inversion image side (default: 64)")
     speed.add_argument("--optim-steps", type=int, default=None, help="Gatys/inversion optimizer steps (default: 20)")
     speed.add_argument("--measure", default=None,
-                       help="comma-separated subset of inference,fast_path,training,optimization (default: all)")
+                       help="comma-separated subset of inference,fast_path,training,train_fast_path,optimization (default: all)")
     speed.add_argument("--fast", default=None,
                        help="comma-separated fast paths that fast_path compares with the default path "
                             "(default: channels_last,compile,bf16)")
+    speed.add_argument("--train-fast", default=None,
+                       help="comma-separated training fast paths that train_fast_path compares with the default step "
+                            "(default: bf16,channels_last,compile,adam,workers)")
+    speed.add_argument("--train-fast-steps", type=int, default=None,
+                       help="timed training steps of each loop per training fast path (default: 4)")
     speed.add_argument("--set", action="append", default=None, metavar="METHOD.HPARAM=VALUE",
                        help="a hyperparameter of one method (repeatable), e.g. --set pix2pix.ngf=8; recorded")
     speed.add_argument("--malloc", choices=MALLOC_SETTINGS, default=None,
@@ -104,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: the CPU default cap on the recipe's training batch (colorization's 40 x 176² would take minutes a step)
 CPU_TRAIN_BATCH = 2
 _SPEED_FLAGS = ("device", "sizes", "batches", "repeats", "warmup", "train_steps", "train_batch", "train_crop", "optim_size",
-                "optim_steps", "measure", "fast", "min_seconds", "set", "threads", "timeout", "imports", "malloc")
+                "optim_steps", "measure", "fast", "train_fast", "train_fast_steps", "min_seconds", "set", "threads",
+                "timeout", "imports", "malloc")
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -120,7 +126,7 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 def speed_config(args: argparse.Namespace) -> Any:
     """The `SpeedConfig` of the command line, validated (mistakes raise `ZooError`)."""
-    from zoo.benchmark.speed import FAST_PATHS, SpeedConfig, parse_sets
+    from zoo.benchmark.speed import FAST_PATHS, TRAIN_FAST_PATHS, SpeedConfig, parse_sets
 
     cfg = SpeedConfig()
     kw: dict[str, Any] = {}
@@ -132,7 +138,7 @@ def speed_config(args: argparse.Namespace) -> Any:
         kw["sizes"] = _ints(args.sizes, "--sizes")
     if args.batches is not None:
         kw["batches"] = _ints(args.batches, "--batches")
-    for flag, low in (("repeats", 1), ("warmup", 0), ("train_steps", 1), ("train_batch", 1), ("train_crop", 8),
+    for flag, low in (("repeats", 1), ("warmup", 0), ("train_steps", 1), ("train_fast_steps", 1), ("train_batch", 1), ("train_crop", 8),
                       ("optim_size", 16), ("optim_steps", 1), ("threads", 1)):
         value = getattr(args, flag)
         if value is not None:
@@ -149,12 +155,13 @@ def speed_config(args: argparse.Namespace) -> Any:
         if not args.min_seconds >= 0:
             raise ZooError(f"--min-seconds must be 0 or more seconds, got {args.min_seconds}")
         kw["min_seconds"] = args.min_seconds
-    if args.fast is not None:
-        paths = tuple(p.strip() for p in args.fast.split(",") if p.strip())
-        bad = [p for p in paths if p not in FAST_PATHS]
-        if bad or not paths:
-            raise ZooError(f"--fast takes a subset of {','.join(FAST_PATHS)}, got {args.fast!r}")
-        kw["fast_paths"] = paths
+    for flag, field, choices in (("fast", "fast_paths", FAST_PATHS), ("train_fast", "train_fast_paths", TRAIN_FAST_PATHS)):
+        text = getattr(args, flag)
+        if text is not None:
+            paths = tuple(p.strip() for p in text.split(",") if p.strip())
+            if not paths or any(p not in choices for p in paths):
+                raise ZooError(f"--{flag.replace('_', '-')} takes a subset of {','.join(choices)}, got {text!r}")
+            kw[field] = paths
     if args.set:
         kw["overrides"] = parse_sets(args.set)
     from zoo.allocator import malloc_tuning_enabled

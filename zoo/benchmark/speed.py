@@ -3,6 +3,7 @@
     python -m zoo.bench --suite speed                                   # every method: 256² and 512², batch 1 and 8
     python -m zoo.bench --suite speed --models 'pix2pix,adain' --sizes 256 --batches 1 --repeats 5
     python -m zoo.bench --suite speed --device cuda --models 'pix2pix,cyclegan,adain,johnson' --fast channels_last,bf16
+    python -m zoo.bench --suite speed --models pix2pix --measure training,train_fast_path --train-fast bf16,adam
     python -m zoo.bench --suite speed --table                           # only print the README table of the last run
 
 Per method key (built with `zoo.create(key)` at the paper's widths, random weights) it measures, each in
@@ -28,6 +29,16 @@ its own record of `benchmarks/results/speed.jsonl`:
   `loss.backward()` followed by the `on_after_backward` hook, `self.log`/`log_dict` do nothing, and a
   stand-in trainer carries only what the methods read (the optimizers for `toggle_optimizer`, the
   scheduler configs, the iteration count, `world_size`, no datamodule).
+- `train_fast_path`: for each of bf16 autocast (`--trainer.precision bf16-mixed`), channels_last and compile,
+  the Lightning iteration with the fast path on a fresh model interleaved with the plain float32 loop (as
+  `training` runs it, `train_fast_steps` timed steps of each); `gain` = that ratio over `training`'s
+  framework ratio, i.e. the fast Lightning step over the default one, the plain loop the yardstick both
+  were timed against. `adam`: the method's own Adam optimizers (foreach on CPU, fused on CUDA, as
+  `zoo.training.adam` builds them) against single-tensor copies stepping the same parameters, interleaved,
+  with the step's share of a plain iteration. `workers`: the method's DataModule on its built-in data,
+  train-loader batches/s with zoo's loader defaults against no workers (the loader alone), and loading's
+  share of an iteration without workers (the most workers can save). bf16 without native bf16 is not
+  trained (it is emulated).
 - `optimization` (Gatys, inversion): seconds per optimizer step and seconds to reach a loss of
   `LOSS_RATIO` x the initial loss (steps to reach it x seconds per step), at a small image size.
 
@@ -68,7 +79,8 @@ from zoo.benchmark.results import append_lines
 __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
-    "timed_pair", "paired_ratio", "training_data",
+    "timed_pair", "paired_ratio", "training_data", "TRAIN_FAST_PATHS", "measure_train_fast_paths",
+    "measure_adam_step", "measure_loader_workers",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -76,6 +88,10 @@ LOSS_RATIO = 0.1
 RESULTS_NAME = "speed"
 #: The fast paths the suite measures for inference, each against the default path in the same process.
 FAST_PATHS: tuple[str, ...] = ("channels_last", "compile", "bf16")
+#: the training fast paths that `train_fast_path` measures: bf16 autocast (`--trainer.precision bf16-mixed`),
+#: channels_last and compile on the Lightning step, Adam's multi-tensor/fused step (`zoo.training.adam`) and
+#: the DataLoader settings from the machine (`zoo.data.loader_options`)
+TRAIN_FAST_PATHS: tuple[str, ...] = ("bf16", "channels_last", "compile", "adam", "workers")
 #: `srgan` is measured in its own stage (perceptual + adversarial loss, D then G); `zoo.create("srgan")`
 #: defaults to stage 1, which `srresnet` already measures.
 DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {"srgan": {"stage": "srgan"}}
@@ -103,9 +119,14 @@ class SpeedConfig:
     optim_steps: int = 20
     #: {method key: {hparam: value}} from --set key.hparam=value
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    measurements: tuple[str, ...] = ("inference", "fast_path", "training", "optimization")
+    measurements: tuple[str, ...] = ("inference", "fast_path", "training", "train_fast_path", "optimization")
     #: the fast paths that the `fast_path` measurement compares with the default path
     fast_paths: tuple[str, ...] = FAST_PATHS
+    #: the training fast paths that `train_fast_path` compares with the default training step
+    train_fast_paths: tuple[str, ...] = TRAIN_FAST_PATHS
+    #: timed training steps of each loop per training fast path (their gains are large: fewer steps than
+    #: the framework ratio's, so the whole grid fits in a run)
+    train_fast_steps: int = 4
     #: the machine's dense fp32 matmul rate (FLOP/s), measured by the parent process
     matmul_flops: float | None = None
     threads: int | None = None
@@ -120,8 +141,9 @@ class SpeedConfig:
     @classmethod
     def from_json(cls, text: str) -> "SpeedConfig":
         raw = json.loads(text)
-        for key in ("sizes", "batches", "measurements", "fast_paths"):
-            raw[key] = tuple(raw[key])
+        for key in ("sizes", "batches", "measurements", "fast_paths", "train_fast_paths"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
         return cls(**raw)
 
 
@@ -686,6 +708,7 @@ class _Interleaved:
         self.light_iteration: list[float] = []
         self.plain_step: list[float] = []
         self.plain_iteration: list[float] = []
+        self.first_step: float | None = None  # untimed warm-up, kept apart: compile's compilation is in it
         self.start = 0.0
         self.last_end: float | None = None
         self.excluded = 0.0
@@ -700,6 +723,8 @@ class _Interleaved:
             def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
                 _sync(device)
                 now = time.perf_counter()
+                if batch_idx == 0:
+                    outer.first_step = now - outer.start
                 if batch_idx >= outer.warmup:
                     outer.light_step.append(now - outer.start)
                     if outer.last_end is not None:
@@ -727,7 +752,8 @@ def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, step
     `light_model`, set up as `zoo.fit` does (CSV logger, default logging interval; no validation or
     checkpoints), interleaved with as many iterations of `other` (anything whose `step()` runs one and
     returns its (step seconds, iteration seconds): zoo's plain loop, or an original implementation; None: the
-    Lightning steps alone, and the plain lists stay empty). `precision`: the Trainer's, as `--trainer.precision`."""
+    Lightning steps alone, and the plain lists stay empty). `precision`: the Trainer's, as `--trainer.precision`.
+    `lightning_first_step`: the seconds of the first (untimed) Lightning step."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
@@ -740,16 +766,18 @@ def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, step
     )
     trainer.fit(light_model, train_dataloaders=loader)
     return {"lightning_step": pair.light_step, "lightning_iteration": pair.light_iteration,
-            "plain_step": pair.plain_step, "plain_iteration": pair.plain_iteration}
+            "plain_step": pair.plain_step, "plain_iteration": pair.plain_iteration,
+            "lightning_first_step": [] if pair.first_step is None else [pair.first_step]}
 
 
 def interleaved_training(light_model: nn.Module, plain_model: nn.Module, loader: Any, plain_loader: Any, steps: int,
-                         warmup: int, device: torch.device, log_dir: str) -> dict[str, list[float]]:
+                         warmup: int, device: torch.device, log_dir: str,
+                         precision: str = "32-true") -> dict[str, list[float]]:
     """`fit_interleaved` against zoo's plain PyTorch loop over `plain_model` (the same method and
-    hyperparameters, its own copy) on the same data (`plain_loader`: a loader of its own)."""
+    hyperparameters, its own copy, always float32) on the same data (`plain_loader`: a loader of its own)."""
     with plain_hooks(plain_model) as (optimizers, scheduler_configs, stand_in):
         plain = _PlainLoop(plain_model, plain_loader, device, optimizers, scheduler_configs, stand_in)
-        return fit_interleaved(light_model, loader, plain, steps, warmup, device, log_dir)
+        return fit_interleaved(light_model, loader, plain, steps, warmup, device, log_dir, precision=precision)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -817,6 +845,180 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
                       "on_after_backward, log = no-op, a stand-in trainer; one plain iteration beside each "
                       "Lightning step (L P, P L, ...)",
     }
+    record.update(_peak_memory(device))
+    return [record]
+
+
+# ----------------------------------------------------------------------------- training fast paths
+def measure_train_fast_paths(key: str, cfg: SpeedConfig, device: torch.device,
+                             training: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """For each of `cfg.train_fast_paths`, the Lightning training iteration with the fast path (bf16:
+    `precision="bf16-mixed"`; channels_last, compile: on a fresh model) interleaved with the plain float32
+    loop of `measure_training` on a fresh copy (L P, P L, ...). `vs_plain` = fast Lightning / plain
+    iterations/s; with `training` (that measurement's record, same process) `gain` = vs_plain / its
+    framework ratio: the fast Lightning step over the default one, the plain loop the yardstick both were
+    timed against. `adam`: `measure_adam_step`. A path that cannot run here is recorded with why."""
+    from zoo.module import native_bf16
+
+    records: list[dict[str, Any]] = []
+    framework = training.get("ratio") if training else None
+    for path in cfg.train_fast_paths:
+        if path in ("adam", "workers"):
+            measure = measure_adam_step if path == "adam" else measure_loader_workers
+            records += measure(key, cfg, device, training)
+            continue
+        warmup = max(cfg.warmup, 2 if path == "compile" else 1)  # compile: the GAN steps' second call recompiles
+        steps = cfg.train_fast_steps
+        data = training_data(key, cfg, warmup + steps + 1)
+        if data is None:
+            return records
+        record: dict[str, Any] = {"method": key, "measurement": "train_fast_path", "fast_path": path,
+                                  "batch": data["used_batch"], "crop": data["used_crop"], "steps": steps,
+                                  "warmup_steps": warmup, "interleaved": True}
+        precision = "32-true"
+        light_model = build_model(key, cfg)
+        try:
+            if path == "bf16":
+                if not native_bf16(device):
+                    raise ZooError(f"no native bf16 on this {device.type}: autocast emulates it, many times slower "
+                                   "than float32 (the fast_path measurement shows by how much)")
+                precision = "bf16-mixed"
+            elif path == "channels_last":
+                light_model.to_channels_last()
+            elif path == "compile":
+                light_model.compile_networks()
+            else:
+                raise ZooError(f"unknown training fast path {path!r}: choose from {', '.join(TRAIN_FAST_PATHS)}")
+        except ZooError as error:
+            records.append({**record, "skipped": str(error)})
+            continue
+        plain_model = build_model(key, cfg)
+        dataset, batch = data["dataset"], data["used_batch"]
+        _reset_peak(device)
+        try:
+            with tempfile.TemporaryDirectory() as log_dir:
+                times = interleaved_training(light_model, plain_model, _loader(dataset, batch),
+                                             _loader(dataset, batch), steps, warmup, device, log_dir,
+                                             precision=precision)
+        except Exception as error:  # noqa: BLE001 - one path's failure must not lose the method's other records
+            records.append({**record, "skipped": f"failed while training: {type(error).__name__}: {error}"[:500]})
+            continue
+        finally:
+            del light_model, plain_model
+        vs_plain = paired_ratio(times["lightning_iteration"], times["plain_iteration"])
+        record.update({
+            "precision": precision, "fast_it_per_s": _rate(times["lightning_iteration"], 1),
+            "plain_it_per_s": _rate(times["plain_iteration"], 1), "vs_plain": vs_plain["median"],
+            "vs_plain_stats": vs_plain, "framework_ratio": framework,
+            "gain": vs_plain["median"] / framework if framework else None,
+            "first_step_s": (times["lightning_first_step"] or [None])[0],
+        })
+        record.update(_peak_memory(device))
+        records.append(record)
+    return records
+
+
+def measure_adam_step(key: str, cfg: SpeedConfig, device: torch.device,
+                      training: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The method's own Adam optimizers (`configure_optimizers`, built by `zoo.training.adam`: foreach on
+    CPU, fused on CUDA) against copies of them with the single-tensor loop (`foreach=False, fused=False`),
+    stepping the same parameters with the same random gradients, interleaved; `gain` = single / default
+    seconds. `share_of_iteration`: the default step's seconds over the plain loop's iteration (`training`)."""
+    probe = build_model(key, cfg)
+    if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
+        return []
+    model = probe.to(device)
+    with plain_hooks(model) as (optimizers, _, _):
+        adams = [o for o in optimizers if isinstance(o, torch.optim.Adam)]
+    record: dict[str, Any] = {"method": key, "measurement": "train_fast_path", "fast_path": "adam"}
+    if not adams:
+        return [{**record, "skipped": "no Adam optimizer in configure_optimizers"}]
+    params = [p for o in adams for group in o.param_groups for p in group["params"]]
+    g = torch.Generator().manual_seed(cfg.seed)
+    for p in params:
+        p.grad = (torch.randn(p.shape, generator=g) * 1e-3).to(device)
+    single = [torch.optim.Adam([{**group, "foreach": False, "fused": False} for group in o.param_groups])
+              for o in adams]
+    implementation = "fused" if adams[0].defaults.get("fused") else "foreach" if adams[0].defaults.get("foreach") \
+        else "single-tensor"
+
+    def step_all(opts: list) -> Callable[[], None]:
+        def run() -> None:
+            for opt in opts:
+                opt.step()
+        return run
+
+    fast_s, single_s = timed_pair(step_all(adams), step_all(single), cfg.repeats, cfg.warmup, device,
+                                  min_seconds=cfg.min_seconds)
+    fast = summary(fast_s)
+    plain_iteration = (training or {}).get("plain_it_per_s")
+    record.update({
+        "implementation": implementation, "optimizers": len(adams), "parameters": sum(p.numel() for p in params),
+        "step_s": fast, "single_tensor_step_s": summary(single_s), "gain": paired_ratio(fast_s, single_s)["median"],
+        "share_of_iteration": fast["median"] * plain_iteration["median"] if plain_iteration else None,
+    })
+    record.update(_peak_memory(device))
+    return [record]
+
+
+#: batches per timed block of the `workers` measurement (fewer when an epoch of the built-in data is shorter)
+LOADER_BLOCK = 8
+
+
+def measure_loader_workers(key: str, cfg: SpeedConfig, device: torch.device,
+                           training: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The method's own DataModule on its recipe's data (the built-in data `zoo.fit --model KEY` trains on),
+    at the batch size used: train-loader batches/s with zoo's defaults (`loader_options`: workers from the
+    machine, persistent, pinned on GPU) against `num_workers=0`, in blocks of `LOADER_BLOCK` batches, each
+    from a fresh iterator, alternating (A B, B A, ...) after one untimed block of each (the workers' start-up,
+    recorded); `gain` = defaults / none, the loader alone. `load_share`: the seconds of loading one batch in
+    the training process (no workers) over the plain loop's iteration (`training`): all that workers, which
+    load beside the step, can take off an iteration."""
+    import importlib
+
+    probe = build_model(key, cfg)
+    if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
+        return []
+    record: dict[str, Any] = {"method": key, "measurement": "train_fast_path", "fast_path": "workers"}
+    rec = recipe(probe)
+    module, _, name = probe.datamodule.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in rec.items() if k in accepted and k != "num_workers"}
+    batch = int(rec.get("batch_size", 1))
+    kwargs["batch_size"] = min(batch, cfg.train_batch) if cfg.train_batch else batch
+    if cfg.train_crop and "crop_size" in accepted:
+        kwargs["crop_size"] = cfg.train_crop
+    try:
+        fast_data, zero_data = cls(**kwargs), cls(**kwargs, num_workers=0)
+        fast_loader, zero_loader = fast_data.train_dataloader(), zero_data.train_dataloader()
+    except ZooError as error:
+        return [{**record, "skipped": str(error)}]
+    block = min(LOADER_BLOCK, len(fast_loader), len(zero_loader))
+    if block < 1:
+        return [{**record, "skipped": "the built-in data has no full training batch at this batch size"}]
+
+    def blocks(loader: Any) -> Callable[[], None]:
+        def run() -> None:
+            batches = iter(loader)
+            for _ in range(block):
+                next(batches)
+        return run
+
+    t0 = time.perf_counter()
+    blocks(fast_loader)()
+    startup = time.perf_counter() - t0
+    fast_s, zero_s = timed_pair(blocks(fast_loader), blocks(zero_loader), cfg.repeats, cfg.warmup,
+                                device, min_seconds=cfg.min_seconds)
+    fast, zero = _rate(fast_s, block), _rate(zero_s, block)
+    plain = (training or {}).get("plain_it_per_s")
+    record.update({
+        "batch": kwargs["batch_size"], "crop": kwargs.get("crop_size", rec.get("crop_size")),
+        "loader_options": {k: getattr(fast_data, k) for k in ("num_workers", "pin_memory", "persistent_workers")},
+        "block_batches": block, "batches_per_s": fast, "no_worker_batches_per_s": zero,
+        "gain": paired_ratio(fast_s, zero_s)["median"], "first_block_s": startup,
+        "load_share": plain["median"] / zero["median"] if plain else None,
+    })
     record.update(_peak_memory(device))
     return [record]
 
@@ -938,8 +1140,12 @@ def measure_method(key: str, cfg: SpeedConfig) -> list[dict[str, Any]]:
     del model
     if "fast_path" in cfg.measurements:
         records += measure_fast_paths(key, cfg, device)
+    training: list[dict[str, Any]] = []
     if "training" in cfg.measurements:
-        records += measure_training(key, cfg, device)
+        training = measure_training(key, cfg, device)
+        records += training
+    if "train_fast_path" in cfg.measurements:
+        records += measure_train_fast_paths(key, cfg, device, training[0] if training else None)
     hparams = _hparams(key, cfg)
     for r in records:
         r["hparams_overrides"] = hparams
@@ -1051,6 +1257,24 @@ def _line(r: dict[str, Any]) -> str:
             return f"fast path {r['fast_path']}: not run: {r['skipped']}"
         return (f"fast path {r['fast_path']} {r['size']}² x{r['batch']}: {_fmt(r['fast_images_per_s'])} img/s against "
                 f"{_fmt(r['default_images_per_s'])}, gain {r['gain']:.2f}x (first call {r['first_call_s']:.1f} s)")
+    if m == "train_fast_path":
+        if "skipped" in r:
+            return f"training fast path {r['fast_path']}: not run: {r['skipped']}"
+        if r["fast_path"] == "adam":
+            share = r["share_of_iteration"]
+            return (f"training fast path adam ({r['implementation']}): optimizer step {_fmt(r['step_s'])} s against "
+                    f"{_fmt(r['single_tensor_step_s'])} s single-tensor, gain {r['gain']:.2f}x"
+                    + (f", {100 * share:.1f}% of an iteration" if share is not None else ""))
+        if r["fast_path"] == "workers":
+            return (f"training fast path workers ({r['loader_options']['num_workers']} workers): "
+                    f"{_fmt(r['batches_per_s'])} batches/s against {_fmt(r['no_worker_batches_per_s'])} with none, "
+                    f"gain {r['gain']:.2f}x, first block {r['first_block_s']:.1f} s"
+                    + (f", loading {100 * r['load_share']:.1f}% of an iteration without workers"
+                       if r["load_share"] is not None else ""))
+        gain = f"gain {r['gain']:.2f}x" if r["gain"] is not None else "gain -"
+        return (f"training fast path {r['fast_path']} batch {r['batch']} crop {r['crop']}: {_fmt(r['fast_it_per_s'])} "
+                f"it/s against plain {_fmt(r['plain_it_per_s'])}, {gain} (vs plain {r['vs_plain']:.2f}x, first step "
+                f"{r['first_step_s']:.1f} s)")
     if m == "optimization":
         to = r["seconds_to_target"]
         return (f"optimization {r['optimizer']} {r['size']}²: {r['seconds_per_step']:.3g} s/step, "
@@ -1128,6 +1352,9 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
     fast = [r for r in rows if r["measurement"] == "fast_path"]
     if fast:
         lines += ["", *render_fast_path_table(fast)]
+    train_fast = [r for r in rows if r["measurement"] == "train_fast_path"]
+    if train_fast:
+        lines += ["", *render_train_fast_path_table(train_fast, [r for r in rows if r["measurement"] == "training"])]
     return "\n".join(lines) + "\n"
 
 
@@ -1166,6 +1393,50 @@ def render_fast_path_table(records: Sequence[dict[str, Any]]) -> list[str]:
                 cells.append(cell)
         head = [method, (ref or next(iter(mine.values())))["verb"]]
         head += [f"{ref['size']}²", str(ref["batch"]), _fmt(ref["default_images_per_s"])] if ref else ["-"] * 3
+        lines.append("| " + " | ".join(head + cells) + " |")
+    return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
+
+
+_TRAIN_FAST_HEADS = {"adam": "Adam step gain (share of an iteration)",
+                     "workers": "loader workers gain, loader alone (loading's share of an iteration without)"}
+
+
+def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Sequence[dict[str, Any]]) -> list[str]:
+    """Lines of the training fast-path table: per method, the default Lightning iterations/s and each path's
+    gain (the fast Lightning iteration against the plain float32 loop, over the default's framework ratio;
+    compile with its first step's seconds), Adam's optimizer-step gain with its share of an iteration, and
+    the loader's gain from its workers with loading's share of an iteration without them."""
+    paths = list(dict.fromkeys(r["fast_path"] for r in records))
+    lines = ["| method | train batch×crop | Lightning it/s | " + " | ".join(
+        _TRAIN_FAST_HEADS.get(p, f"{p} gain") for p in paths) + " |",
+        "|---|---|---|" + "---|" * len(paths)]
+    notes: list[str] = []
+    for method in dict.fromkeys(r["method"] for r in records):
+        mine = {r["fast_path"]: r for r in records if r["method"] == method}
+        train = next((t for t in training if t["method"] == method), None)
+        cells = []
+        for p in paths:
+            r = mine.get(p)
+            if r is None:
+                cells.append("-")
+            elif "skipped" in r:
+                cells.append("not run")
+                notes.append(f"{method} {p}: {r['skipped']}")
+            elif p == "workers":
+                share = r["load_share"]
+                cells.append(f"{r['gain']:.2f}× ({r['loader_options']['num_workers']} workers"
+                             + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
+            elif p == "adam":
+                share = r["share_of_iteration"]
+                cells.append(f"{r['gain']:.2f}× ({r['implementation']}"
+                             + (f", {100 * share:.1f} %)" if share is not None else ")"))
+            else:
+                cell = f"{r['gain']:.2f}×" if r["gain"] is not None else f"{r['vs_plain']:.2f}× vs plain"
+                if p == "compile" and r.get("first_step_s") is not None:
+                    cell += f" (first step {r['first_step_s']:.0f} s)"
+                cells.append(cell)
+        head = [method, f"{train['batch']}×{train['crop']}" if train else "-",
+                _fmt(train["lightning_it_per_s"]) if train else "-"]
         lines.append("| " + " | ".join(head + cells) + " |")
     return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
 
