@@ -111,14 +111,16 @@ def test_channels_last_through_a_verb():
 
 
 # ------------------------------------------------------------------------------------------------- Adam
+@pytest.mark.parametrize("implementation, fused, foreach", [
+    ("auto", True, False), ("fused", True, False), ("foreach", False, True), ("for-loop", False, False)])
 @pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 1e-4}])
-def test_adam_helper_steps_like_plain_adam(kwargs):
+def test_adam_helper_steps_like_plain_adam(kwargs, implementation, fused, foreach):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1))
     twin = copy.deepcopy(net)
-    fast = adam(net.parameters(), 1e-2, (0.5, 0.999), **kwargs)
+    fast = adam(net.parameters(), 1e-2, (0.5, 0.999), implementation, **kwargs)
     plain = torch.optim.Adam(twin.parameters(), lr=1e-2, betas=(0.5, 0.999), foreach=False, fused=False, **kwargs)
-    assert fast.defaults["foreach"] is True and not fast.defaults["fused"]  # CPU parameters
+    assert bool(fast.defaults["fused"]) is fused and bool(fast.defaults["foreach"]) is foreach  # CPU parameters
     x = _images()
     for _ in range(3):
         for module, opt in ((net, fast), (twin, plain)):
@@ -134,6 +136,31 @@ def test_adam_helper_takes_param_groups_and_explicit_choices():
     opt = adam([{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.1}], 1e-3)
     assert len(opt.param_groups) == 2 and opt.param_groups[1]["lr"] == 0.1
     assert adam(a.parameters(), 1e-3, foreach=False).defaults["foreach"] is False
+    explicit = adam(a.parameters(), 1e-3, implementation="fused", foreach=True)  # an explicit flag wins
+    assert explicit.defaults["foreach"] is True and not explicit.defaults["fused"]
+    with pytest.raises(ZooError, match="unknown Adam implementation 'sgd'.*auto, fused, foreach, for-loop"):
+        adam(a.parameters(), 1e-3, implementation="sgd")
+
+
+def test_every_method_builds_adam_as_the_model_says():
+    """`configure_optimizers` of every trainable method follows `adam_implementation` (zoo.fit --adam)."""
+    from zoo.benchmark import speed
+
+    tiny = {"pix2pix": dict(ngf=4, ndf=4, netG="unet_128"), "cyclegan": dict(ngf=4, ndf=4, netG="resnet_6blocks"),
+            "munit": dict(dim=8, mlp_dim=16, dis_dim=8, n_res=1, val_lpips=False),
+            "srgan": dict(stage="srgan", channels=4, num_blocks=1, d_channels=4, vgg_weights=None),
+            "colorization": dict(width=1 / 16), "johnson": dict(width=8, vgg_weights=None),
+            "cin": dict(num_styles=2, width=4, vgg_weights=None), "adain": dict(vgg_weights=None)}
+    for key, hparams in tiny.items():
+        for implementation, flag in (("foreach", "foreach"), ("for-loop", None), ("auto", "fused")):
+            model = zoo.create(key, **hparams)
+            model.adam_implementation = implementation
+            with speed.plain_hooks(model) as (optimizers, _, _):
+                adams = [o for o in optimizers if isinstance(o, torch.optim.Adam)]
+            assert adams, key
+            for opt in adams:
+                on = {name for name in ("fused", "foreach") if opt.defaults.get(name)}
+                assert on == ({flag} if flag else set()), (key, implementation, opt.defaults)
 
 
 # ------------------------------------------------------------------------------------------- DataLoader
@@ -349,3 +376,26 @@ def test_compiled_network_under_bf16_autocast_matches_float32():
     assert fast.dtype == torch.bfloat16  # autocast's output: the verbs turn it back into the input's dtype
     difference = (fast.float() - eager).abs()
     assert 0 < float(difference.max()) < 0.05
+
+
+def test_adam_keeps_its_implementation_when_a_checkpoint_of_another_is_loaded():
+    """Resuming with another `--adam` (or from a checkpoint written before the default changed): the saved
+    param groups carry their fused/foreach flags, and the optimizer keeps its own; it steps like the saved one."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    twin = copy.deepcopy(net)
+    saved = adam(net.parameters(), 1e-2, implementation="foreach")
+    x = _images()
+    net(x).square().mean().backward()
+    saved.step()
+    twin.load_state_dict(net.state_dict())
+    for implementation, fused, foreach in (("fused", True, False), ("for-loop", False, False)):
+        resumed = adam(twin.parameters(), 1e-2, implementation=implementation)
+        resumed.load_state_dict(copy.deepcopy(saved.state_dict()))  # as from a file: no shared state tensors
+        assert all(bool(g["fused"]) is fused and bool(g["foreach"]) is foreach for g in resumed.param_groups)
+    for module, opt in ((net, saved), (twin, resumed)):
+        opt.zero_grad()
+        module(x).square().mean().backward()
+        opt.step()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)

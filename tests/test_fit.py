@@ -255,3 +255,31 @@ def test_two_process_cpu_ddp_trains_each_rank_on_its_share(tmp_path):
     assert "find_unused_parameters_true" in result.stderr
     state = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 3 * 2  # ceil(5 / 2) iterations x (D + G) steps
+
+
+@pytest.mark.parametrize("flags, fused, foreach", [
+    ([], True, False),                         # auto: the fused kernel, on CPU as on CUDA
+    (["--model.adam", "foreach"], False, True),
+    (["--adam=for-loop"], False, False),
+])
+def test_adam_implementation_reaches_the_optimizers(tmp_path, flags, fused, foreach):
+    data = make_aligned(tmp_path / "data", n_train=2, n_val=1, size=128)
+    cli = fit_main(["--model", "pix2pix", f"--data.root={data}", *TINY, "--baseline=false",
+                    f"--trainer.default_root_dir={tmp_path / 'r'}", "--trainer.max_epochs=1",
+                    "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", *flags])
+    optimizers = cli.trainer.optimizers
+    assert len(optimizers) == 2  # G and D
+    for opt in optimizers:
+        assert bool(opt.defaults["fused"]) is fused and bool(opt.defaults["foreach"]) is foreach
+        assert opt.state  # it stepped
+    assert "adam" not in cli.model.hparams  # not a hyperparameter: checkpoints and folders do not carry it
+
+
+def test_unknown_adam_implementation_is_refused_before_training(tmp_path, capsys):
+    data = make_aligned(tmp_path / "data", n_train=2, n_val=1, size=128)
+    with pytest.raises(SystemExit) as exit_info:
+        fit_main(["--model", "pix2pix", f"--data.root={data}", *TINY, f"--trainer.default_root_dir={tmp_path / 'r'}",
+                  "--adam", "sgd"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--adam 'sgd'" in err and "fused, foreach, for-loop" in err
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -115,10 +115,13 @@ def test_training_fast_paths_are_timed_against_the_plain_loop(run):
             assert r["framework_ratio"] == train["ratio"] and r["gain"] == pytest.approx(r["vs_plain"] / train["ratio"])
             assert _finite_positive(r["first_step_s"]) and _finite_positive(r["peak_memory_mb"])
         adam = fast[method, "adam"]
-        assert adam["implementation"] == "foreach" and adam["optimizers"] == (2 if method == "pix2pix" else 1)
-        assert _finite_positive(adam["gain"]) and adam["parameters"] > 0
-        assert adam["gain"] == pytest.approx(adam["single_tensor_step_s"]["median"] / adam["step_s"]["median"])
-        assert 0 < adam["share_of_iteration"] < 1
+        assert adam["implementation"] == "fused" and adam["optimizers"] == (2 if method == "pix2pix" else 1)
+        assert set(adam["gains"]) == {"fused", "foreach"} and all(_finite_positive(g) for g in adam["gains"].values())
+        assert adam["gain"] == adam["gains"]["fused"] and adam["parameters"] > 0
+        assert adam["step_s"] == adam["implementation_step_s"]["fused"] and adam["for_loop_step_s"]["n"] == 2
+        plain = train["plain_it_per_s"]["median"]
+        assert adam["loop_share_of_iteration"] == pytest.approx(adam["for_loop_step_s"]["median"] * plain)
+        assert adam["share_of_iteration"] == pytest.approx(adam["step_s"]["median"] * plain)
         workers = fast[method, "workers"]
         n = default_num_workers()
         assert workers["loader_options"] == {"num_workers": n, "pin_memory": False, "persistent_workers": n > 0}
@@ -130,27 +133,31 @@ def test_training_fast_paths_are_timed_against_the_plain_loop(run):
         assert _finite_positive(workers["first_block_s"])
 
 
-def test_adam_copies_step_like_the_methods_own_optimizers():
-    """The single-tensor side of the Adam measurement is the same update as the foreach optimizer it copies."""
+@pytest.mark.parametrize("flags", [{"foreach": False, "fused": False}, {"foreach": True}, {"fused": True}])
+def test_adam_rebuilt_like_the_measurement_steps_like_the_methods_own(flags):
+    """Each side of the Adam measurement (the method's param groups without their flags, the flags as
+    defaults) is the same update as the optimizer the method built, with that implementation."""
     model = zoo.create("pix2pix", ngf=4, ndf=4, netG="unet_128")
     with speed.plain_hooks(model) as (optimizers, _, _):
         pass
-    assert all(o.defaults["foreach"] for o in optimizers)
+    assert all(o.defaults["fused"] for o in optimizers)  # zoo's own: fused
     params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
     start = [p.detach().clone() for p in params]
     for i, p in enumerate(params):
         p.grad = torch.full_like(p, 0.01 * (i % 3 + 1))
     for o in optimizers:
         o.step()
-    after_foreach = [p.detach().clone() for p in params]
+    after_own = [p.detach().clone() for p in params]
     with torch.no_grad():
         for p, s in zip(params, start):
             p.copy_(s)
-    copies = [torch.optim.Adam([{**g, "foreach": False, "fused": False} for g in o.param_groups]) for o in optimizers]
+    copies = [torch.optim.Adam([{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in o.param_groups],
+                               **flags) for o in optimizers]
     for o in copies:
         o.step()
-    assert all(not g["foreach"] for o in copies for g in o.param_groups)
-    assert all(torch.allclose(p, q, atol=1e-7) for p, q in zip(params, after_foreach))
+    assert all(bool(g[k]) == v for o in copies for g in o.param_groups for k, v in flags.items())
+    assert all(g["lr"] == o.param_groups[0]["lr"] for o in copies for g in o.param_groups)
+    assert all(torch.allclose(p, q, atol=1e-7) for p, q in zip(params, after_own))
     assert any((p - s).abs().max() > 0 for p, s in zip(params, start))
 
 
@@ -247,9 +254,16 @@ def test_table_renders_the_latest_run(run, capsys):
     assert "| method |" in table and "| pix2pix | translate | 32²" in table and "| srresnet | upscale |" in table
     assert records[0]["machine"]["device_name"] in table
     assert "| channels_last gain | bf16 gain |" in table and "| pix2pix | translate | 32² | 1 |" in table
-    assert "| Lightning it/s | bf16 gain | channels_last gain | Adam step gain (share of an iteration) |" in table
-    assert "(foreach, " in table and " workers; loading " in table
-    older = [{**r, "run": "0"} for r in records]  # an older run is not shown
+    assert "| Lightning it/s | bf16 gain | channels_last gain | Adam step gain over the for-loop" in table
+    assert "(fused, foreach " in table and "; loop " in table and " workers; loading " in table
+    older = [{**r, "run": "0", "machine": {**r["machine"], "device_name": "an older machine"}} for r in records]
+    with open(out / "results" / "speed.jsonl", "a") as f:  # an older run, picked by --run
+        f.writelines(json.dumps(r) + "\n" for r in older)
+    assert main(["--table", "--run", "0", "--out", str(out)]) == 0
+    assert "Speed run 0 " in capsys.readouterr().out
+    assert main(["--table", "--run", "1999", "--out", str(out)]) == 2
+    assert "no speed run '1999'" in capsys.readouterr().err
+    assert main(["--table", "--out", str(out)]) == 0 and "an older machine" not in capsys.readouterr().out
     assert speed.render_speed_table(older + records).count("| pix2pix |") == 3  # speed, fast-path, training fast paths
 
 
@@ -329,6 +343,8 @@ def test_summary_statistics():
     (["--suite", "speed", "--fast", "fp8"], "--fast"),
     (["--suite", "speed", "--train-fast", "compile,fp8"], "--train-fast takes a subset of bf16,channels_last"),
     (["--suite", "speed", "--train-fast-steps", "0"], "--train-fast-steps"),
+    (["--suite", "speed", "--run", "20261127T000000Z"], "--run picks the run that --table prints"),
+    (["--suite", "mini", "--run", "20261127T000000Z"], "--run belong(s) to the speed suite"),
     (["--suite", "speed", "--min-seconds", "-1"], "--min-seconds"),
     (["--suite", "mini", "--sizes", "256"], "--suite speed"),
 ])

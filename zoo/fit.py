@@ -117,15 +117,15 @@ def prepare_argv(argv: list[str]) -> tuple[list[str], str | None]:
     return recipe + demo_config + entry_data + out, method
 
 
-#: Fast-path switches that act on the built model, not on its constructor: `--model.compile true` and
-#: `--model.channels_last true` (the issue's spelling) become zoo's own `--compile` / `--channels_last`, so
-#: no method's signature or saved hyperparameters carry them.
-FAST_PATH_FLAGS: tuple[str, ...] = ("compile", "channels_last")
+#: Fast-path switches that act on the built model, not on its constructor: `--model.compile true`,
+#: `--model.channels_last true` (the issue's spelling) and `--model.adam fused` become zoo's own `--compile` /
+#: `--channels_last` / `--adam`, so no method's signature or saved hyperparameters carry them.
+FAST_PATH_FLAGS: tuple[str, ...] = ("compile", "channels_last", "adam")
 
 
 def _fast_path_flags(argv: list[str]) -> list[str]:
     """`--model.compile V`, `--model.init_args.compile V` (and `=V` forms) -> `--compile V`; likewise
-    `channels_last`."""
+    `channels_last` and `adam`."""
     out: list[str] = []
     for arg in argv:
         name, sep, value = arg.partition("=")
@@ -136,9 +136,16 @@ def _fast_path_flags(argv: list[str]) -> list[str]:
     return out
 
 
-def apply_fast_paths(model: ZooModule, *, compile: bool = False, channels_last: bool = False) -> None:
+def apply_fast_paths(model: ZooModule, *, compile: bool = False, channels_last: bool = False,
+                     adam: str = "auto") -> None:
     """Apply `--channels_last` (NHWC weights and inputs) and `--compile` (each network `torch.compile`d in
-    place) to a freshly built model, in that order (compiled code then sees NHWC tensors)."""
+    place) to a freshly built model, in that order (compiled code then sees NHWC tensors), and `--adam` (the
+    Adam implementation its `configure_optimizers` builds; an unknown one is a ZooError, before training)."""
+    from zoo.training import ADAM_IMPLEMENTATIONS
+
+    if adam not in ADAM_IMPLEMENTATIONS:
+        raise ZooError(f"--adam {adam!r} is not an Adam implementation: choose from {', '.join(ADAM_IMPLEMENTATIONS)}")
+    model.adam_implementation = adam
     if channels_last:
         model.to_channels_last()
     if compile:
@@ -193,6 +200,9 @@ class ZooCLI(LightningCLI):
                             help="torch.compile every network (also --model.compile true); the first steps compile")
         parser.add_argument("--channels_last", type=bool, default=False,
                             help="train in channels_last (NHWC) memory format (also --model.channels_last true)")
+        parser.add_argument("--adam", type=str, default="auto",
+                            help="Adam's implementation: auto (fused on CPU and CUDA), fused, foreach or for-loop "
+                                 "(also --model.adam); the same update to float rounding")
         parser.add_argument("--baseline", type=bool, default=True,
                             help="validate once before training (not when resuming) so the log shows the start")
         parser.add_argument("--ddp_timeout", type=Optional[float], default=None,
@@ -306,7 +316,7 @@ def _run(argv: list[str]) -> ZooCLI:
         parser_kwargs={"description": __doc__, "default_env": False},
     )
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
-    apply_fast_paths(model, compile=cli.config.compile, channels_last=cli.config.channels_last)
+    apply_fast_paths(model, compile=cli.config.compile, channels_last=cli.config.channels_last, adam=cli.config.adam)
     ckpt_path = cli.config.ckpt_path
     if cli.config.baseline and ckpt_path is None:
         trainer.validate(model, datamodule=data, verbose=False)

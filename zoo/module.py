@@ -64,6 +64,9 @@ class ZooModule(L.LightningModule):
     #: of its recipe (applied before the demo config and the user's flags, which override them).
     datamodule: ClassVar[str] = "zoo.data.ImageFolderDataModule"
     data_defaults: ClassVar[dict[str, Any]] = {}
+    #: How `configure_optimizers` builds Adam (`zoo.training.ADAM_IMPLEMENTATIONS`; `zoo.fit --adam`): set
+    #: on an instance before training. Not a hyperparameter: the update is the same to float rounding.
+    adam_implementation: str = "auto"
 
     def __init__(self) -> None:
         super().__init__()

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--import", dest="imports", action="append", default=None, metavar="MODULE",
                        help="a module to import in each method's process first (one that registers more methods)")
     speed.add_argument("--table", action="store_true", help="print the README table of the latest speed run (alone: only that)")
+    speed.add_argument("--run", default=None, help="with --table: the run id whose tables to print (default: the latest)")
     return p
 
 
@@ -180,8 +181,10 @@ def run_speed_command(args: argparse.Namespace) -> int:
 
     path = Path(args.out) / "results" / "speed.jsonl"
     given = [f for f in _SPEED_FLAGS if getattr(args, f) is not None]
+    if args.run is not None and not (args.table and not given and args.models is None):
+        raise ZooError("--run picks the run that --table prints: use it with --table alone")
     if args.table and not given and args.models is None:
-        print(render_speed_table(read_speed_results(path)), end="")
+        print(render_speed_table(read_speed_results(path), args.run), end="")
         return 0
     if args.timeout is not None and args.timeout <= 0:
         raise ZooError(f"--timeout must be positive seconds, got {args.timeout}")
@@ -423,7 +426,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if args.suite == "speed" or (args.table and args.suite is None):
         return run_speed_command(args)
-    misplaced = [f"--{f.replace('_', '-')}" for f in _SPEED_FLAGS if getattr(args, f) is not None] + (["--table"] if args.table else [])
+    misplaced = [f"--{f.replace('_', '-')}" for f in _SPEED_FLAGS if getattr(args, f) is not None] + (
+        ["--table"] if args.table else []) + (["--run"] if args.run is not None else [])
     if misplaced:
         raise ZooError(f"{', '.join(misplaced)} belong(s) to the speed suite: add --suite speed")
     if args.leaderboard and args.models is None and args.suite is None:

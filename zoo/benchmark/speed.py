@@ -33,9 +33,8 @@ its own record of `benchmarks/results/speed.jsonl`:
   the Lightning iteration with the fast path on a fresh model interleaved with the plain float32 loop (as
   `training` runs it, `train_fast_steps` timed steps of each); `gain` = that ratio over `training`'s
   framework ratio, i.e. the fast Lightning step over the default one, the plain loop the yardstick both
-  were timed against. `adam`: the method's own Adam optimizers (foreach on CPU, fused on CUDA, as
-  `zoo.training.adam` builds them) against single-tensor copies stepping the same parameters, interleaved,
-  with the step's share of a plain iteration. `workers`: the method's DataModule on its built-in data,
+  were timed against. `adam`: the method's own Adam optimizers rebuilt fused and foreach, each against the
+  for-loop stepping the same parameters, interleaved, with the loop step's share of a plain iteration. `workers`: the method's DataModule on its built-in data,
   train-loader batches/s with zoo's loader defaults against no workers (the loader alone), and loading's
   share of an iteration without workers (the most workers can save). bf16 without native bf16 is not
   trained (it is emulated).
@@ -920,10 +919,12 @@ def measure_train_fast_paths(key: str, cfg: SpeedConfig, device: torch.device,
 
 def measure_adam_step(key: str, cfg: SpeedConfig, device: torch.device,
                       training: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The method's own Adam optimizers (`configure_optimizers`, built by `zoo.training.adam`: foreach on
-    CPU, fused on CUDA) against copies of them with the single-tensor loop (`foreach=False, fused=False`),
-    stepping the same parameters with the same random gradients, interleaved; `gain` = single / default
-    seconds. `share_of_iteration`: the default step's seconds over the plain loop's iteration (`training`)."""
+    """The method's own Adam optimizers (`configure_optimizers`) rebuilt with each of the fused and foreach
+    implementations and with the for-loop (`zoo.training.ADAM_IMPLEMENTATIONS`), stepping the same
+    parameters with the same random gradients, each timed against the for-loop, interleaved: `gains` =
+    loop / implementation seconds; `gain`: that of the implementation zoo uses here (`implementation`, what
+    `zoo.training.adam` chose). `loop_share_of_iteration`: the for-loop step's seconds over the plain loop's
+    iteration (`training`), all that a faster step can save; `share_of_iteration`: zoo's step's."""
     probe = build_model(key, cfg)
     if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
         return []
@@ -937,25 +938,37 @@ def measure_adam_step(key: str, cfg: SpeedConfig, device: torch.device,
     g = torch.Generator().manual_seed(cfg.seed)
     for p in params:
         p.grad = (torch.randn(p.shape, generator=g) * 1e-3).to(device)
-    single = [torch.optim.Adam([{**group, "foreach": False, "fused": False} for group in o.param_groups])
-              for o in adams]
-    implementation = "fused" if adams[0].defaults.get("fused") else "foreach" if adams[0].defaults.get("foreach") \
-        else "single-tensor"
+    defaults = adams[0].defaults
+    implementation = "fused" if defaults.get("fused") else "foreach" if defaults.get("foreach") else "for-loop"
 
-    def step_all(opts: list) -> Callable[[], None]:
-        def run() -> None:
+    def rebuilt(**flags: bool) -> Callable[[], None]:
+        """The optimizers again over the same parameter groups, with `flags` (fused, foreach) as defaults."""
+        opts = [torch.optim.Adam([{k: v for k, v in group.items() if k not in ("fused", "foreach")}
+                                  for group in o.param_groups], **flags) for o in adams]
+
+        def step() -> None:
             for opt in opts:
                 opt.step()
-        return run
+        return step
 
-    fast_s, single_s = timed_pair(step_all(adams), step_all(single), cfg.repeats, cfg.warmup, device,
-                                  min_seconds=cfg.min_seconds)
-    fast = summary(fast_s)
-    plain_iteration = (training or {}).get("plain_it_per_s")
+    loop = rebuilt(foreach=False, fused=False)
+    gains: dict[str, float] = {}
+    steps: dict[str, dict[str, float]] = {}
+    loop_s: list[float] = []
+    for name, flags in (("fused", {"fused": True}), ("foreach", {"foreach": True})):
+        fast_s, base_s = timed_pair(rebuilt(**flags), loop, cfg.repeats, cfg.warmup, device,
+                                    min_seconds=cfg.min_seconds)
+        gains[name], steps[name] = paired_ratio(fast_s, base_s)["median"], summary(fast_s)
+        loop_s += base_s
+    loop_step = summary(loop_s)
+    plain = (training or {}).get("plain_it_per_s")
+    mine = steps.get(implementation, loop_step)
     record.update({
         "implementation": implementation, "optimizers": len(adams), "parameters": sum(p.numel() for p in params),
-        "step_s": fast, "single_tensor_step_s": summary(single_s), "gain": paired_ratio(fast_s, single_s)["median"],
-        "share_of_iteration": fast["median"] * plain_iteration["median"] if plain_iteration else None,
+        "gain": gains.get(implementation, 1.0), "gains": gains, "step_s": mine,
+        "implementation_step_s": steps, "for_loop_step_s": loop_step,
+        "share_of_iteration": mine["median"] * plain["median"] if plain else None,
+        "loop_share_of_iteration": loop_step["median"] * plain["median"] if plain else None,
     })
     record.update(_peak_memory(device))
     return [record]
@@ -1261,10 +1274,11 @@ def _line(r: dict[str, Any]) -> str:
         if "skipped" in r:
             return f"training fast path {r['fast_path']}: not run: {r['skipped']}"
         if r["fast_path"] == "adam":
-            share = r["share_of_iteration"]
-            return (f"training fast path adam ({r['implementation']}): optimizer step {_fmt(r['step_s'])} s against "
-                    f"{_fmt(r['single_tensor_step_s'])} s single-tensor, gain {r['gain']:.2f}x"
-                    + (f", {100 * share:.1f}% of an iteration" if share is not None else ""))
+            share = r.get("loop_share_of_iteration")
+            gains = ", ".join(f"{name} {gain:.2f}x" for name, gain in r["gains"].items())
+            return (f"training fast path adam (zoo's: {r['implementation']}): optimizer step against the for-loop's "
+                    f"{_fmt(r['for_loop_step_s'])} s: {gains}"
+                    + (f"; the loop's step is {100 * share:.1f}% of an iteration" if share is not None else ""))
         if r["fast_path"] == "workers":
             return (f"training fast path workers ({r['loader_options']['num_workers']} workers): "
                     f"{_fmt(r['batches_per_s'])} batches/s against {_fmt(r['no_worker_batches_per_s'])} with none, "
@@ -1297,7 +1311,10 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
     """The README's speed table (markdown) of one run (default: the latest), with its machine."""
     if not records:
         raise ZooError("the speed results are empty: run `python -m zoo.bench --suite speed` first")
-    run = run or max(r["run"] for r in records)
+    runs = sorted({r["run"] for r in records})
+    run = run or runs[-1]
+    if run not in runs:
+        raise ZooError(f"no speed run {run!r} in the results: the latest are {', '.join(runs[-5:])}")
     rows = [r for r in records if r["run"] == run]
     first = rows[0]
     mach = first["machine"]
@@ -1397,14 +1414,15 @@ def render_fast_path_table(records: Sequence[dict[str, Any]]) -> list[str]:
     return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
 
 
-_TRAIN_FAST_HEADS = {"adam": "Adam step gain (share of an iteration)",
+_TRAIN_FAST_HEADS = {"adam": "Adam step gain over the for-loop (the loop step's share of an iteration)",
                      "workers": "loader workers gain, loader alone (loading's share of an iteration without)"}
 
 
 def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Sequence[dict[str, Any]]) -> list[str]:
     """Lines of the training fast-path table: per method, the default Lightning iterations/s and each path's
     gain (the fast Lightning iteration against the plain float32 loop, over the default's framework ratio;
-    compile with its first step's seconds), Adam's optimizer-step gain with its share of an iteration, and
+    compile with its first step's seconds), Adam's optimizer-step gains over the for-loop with the loop
+    step's share of an iteration, and
     the loader's gain from its workers with loading's share of an iteration without them."""
     paths = list(dict.fromkeys(r["fast_path"] for r in records))
     lines = ["| method | train batch×crop | Lightning it/s | " + " | ".join(
@@ -1427,9 +1445,11 @@ def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Se
                 cells.append(f"{r['gain']:.2f}× ({r['loader_options']['num_workers']} workers"
                              + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
             elif p == "adam":
-                share = r["share_of_iteration"]
-                cells.append(f"{r['gain']:.2f}× ({r['implementation']}"
-                             + (f", {100 * share:.1f} %)" if share is not None else ")"))
+                share = r.get("loop_share_of_iteration")
+                others = "".join(f", {name} {gain:.2f}×" for name, gain in r.get("gains", {}).items()
+                                 if name != r["implementation"])
+                cells.append(f"{r['gain']:.2f}× ({r['implementation']}{others}"
+                             + (f"; loop {100 * share:.1f} %)" if share is not None else ")"))
             else:
                 cell = f"{r['gain']:.2f}×" if r["gain"] is not None else f"{r['vs_plain']:.2f}× vs plain"
                 if p == "compile" and r.get("first_step_s") is not None:

@@ -352,7 +352,7 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
         every iteration: iteration i trains at lr / (1 + lr_decay · i). Lightning saves the scheduler's
         step count in checkpoints, so a resumed run continues the same curve."""
         hp = self.hparams
-        optimizer = adam(self.decoder.parameters(), hp.lr)
+        optimizer = adam(self.decoder.parameters(), hp.lr, implementation=self.adam_implementation)
         decay = float(hp.lr_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 / (1.0 + decay * i))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -313,7 +313,7 @@ class CIN(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
         for p in norm_params:
             p.requires_grad_(True)
         params = norm_params if frozen else list(self.transformer.parameters())
-        return adam(params, self.hparams.lr)
+        return adam(params, self.hparams.lr, implementation=self.adam_implementation)
 
     def on_after_backward(self) -> None:
         frozen = self.hparams.frozen_styles

@@ -487,7 +487,7 @@ class Colorization(EvaluationSteps, ZooModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         params = [p for p in self.net.parameters() if p.requires_grad]  # not model_out: the fixed bins
-        optimizer = adam(params, hp.lr, tuple(hp.betas), weight_decay=hp.weight_decay)
+        optimizer = adam(params, hp.lr, tuple(hp.betas), self.adam_implementation, weight_decay=hp.weight_decay)
         steps, factors = list(hp.lr_steps), list(hp.lr_factors)
 
         def factor(step: int) -> float:  # 3e-5 -> 1e-5 -> 3e-6 at 200k and 375k iterations

@@ -222,7 +222,7 @@ class Johnson(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return adam(self.transformer.parameters(), self.hparams.lr)
+        return adam(self.transformer.parameters(), self.hparams.lr, implementation=self.adam_implementation)
 
     # ----------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:

@@ -500,7 +500,8 @@ class MUNIT(TranslationMixin, ZooModule):
 
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
-        kwargs = {"lr": hp.lr, "betas": (hp.beta1, hp.beta2), "weight_decay": hp.weight_decay}
+        kwargs = {"lr": hp.lr, "betas": (hp.beta1, hp.beta2), "weight_decay": hp.weight_decay,
+                  "implementation": self.adam_implementation}
         opt_gen = adam([*self.gen_a.parameters(), *self.gen_b.parameters()], **kwargs)
         opt_dis = adam([*self.dis_a.parameters(), *self.dis_b.parameters()], **kwargs)
 

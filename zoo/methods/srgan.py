@@ -422,7 +422,7 @@ class SRGAN(EvaluationSteps, LossNetMixin, SuperResolutionMixin, ZooModule):
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
         networks = [self.G] + ([self.D] if hp.stage == "srgan" else [])
-        optimizers = [adam(n.parameters(), hp.lr, (hp.beta1, hp.beta2)) for n in networks]
+        optimizers = [adam(n.parameters(), hp.lr, (hp.beta1, hp.beta2), self.adam_implementation) for n in networks]
         rule = step_drop(self.drop_after)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in optimizers]
         return optimizers, [{"scheduler": s, "interval": "step"} for s in schedulers]
