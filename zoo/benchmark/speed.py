@@ -1396,22 +1396,29 @@ def render_fast_path_table(records: Sequence[dict[str, Any]]) -> list[str]:
         cells = []
         for p in paths:
             r = mine.get(p)
-            if r is None:
-                cells.append("-")
-            elif "skipped" in r:
-                cells.append("not run")
-                notes.append(f"{method} {p}: {r['skipped']}")
-            else:
+            cell = _unmeasured_cell(method, p, r, notes)
+            if cell is None:
                 cell = f"{r['gain']:.2f}×"
                 if p == "compile":
                     cell += f" (compile {r['first_call_s']:.0f} s)"
                 if r["size"] != (ref or r)["size"]:
                     cell += f" at {r['size']}²"
-                cells.append(cell)
+            cells.append(cell)
         head = [method, (ref or next(iter(mine.values())))["verb"]]
         head += [f"{ref['size']}²", str(ref["batch"]), _fmt(ref["default_images_per_s"])] if ref else ["-"] * 3
         lines.append("| " + " | ".join(head + cells) + " |")
     return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
+
+
+def _unmeasured_cell(method: str, path: str, record: dict[str, Any] | None, notes: list[str]) -> str | None:
+    """A fast-path table's cell for a path not measured ("-") or not run ("not run", its reason added to
+    `notes`); None for a measured one."""
+    if record is None:
+        return "-"
+    if "skipped" in record:
+        notes.append(f"{method} {path}: {record['skipped']}")
+        return "not run"
+    return None
 
 
 _TRAIN_FAST_HEADS = {"adam": "Adam step gain over the for-loop (the loop step's share of an iteration)",
@@ -1422,8 +1429,8 @@ def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Se
     """Lines of the training fast-path table: per method, the default Lightning iterations/s and each path's
     gain (the fast Lightning iteration against the plain float32 loop, over the default's framework ratio;
     compile with its first step's seconds), Adam's optimizer-step gains over the for-loop with the loop
-    step's share of an iteration, and
-    the loader's gain from its workers with loading's share of an iteration without them."""
+    step's share of an iteration, and the loader's gain from its workers with loading's share of an
+    iteration without them."""
     paths = list(dict.fromkeys(r["fast_path"] for r in records))
     lines = ["| method | train batch×crop | Lightning it/s | " + " | ".join(
         _TRAIN_FAST_HEADS.get(p, f"{p} gain") for p in paths) + " |",
@@ -1435,26 +1442,24 @@ def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Se
         cells = []
         for p in paths:
             r = mine.get(p)
-            if r is None:
-                cells.append("-")
-            elif "skipped" in r:
-                cells.append("not run")
-                notes.append(f"{method} {p}: {r['skipped']}")
+            cell = _unmeasured_cell(method, p, r, notes)
+            if cell is not None:
+                pass
             elif p == "workers":
                 share = r["load_share"]
-                cells.append(f"{r['gain']:.2f}× ({r['loader_options']['num_workers']} workers"
-                             + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
+                cell = (f"{r['gain']:.2f}× ({r['loader_options']['num_workers']} workers"
+                        + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
             elif p == "adam":
                 share = r.get("loop_share_of_iteration")
                 others = "".join(f", {name} {gain:.2f}×" for name, gain in r.get("gains", {}).items()
                                  if name != r["implementation"])
-                cells.append(f"{r['gain']:.2f}× ({r['implementation']}{others}"
-                             + (f"; loop {100 * share:.1f} %)" if share is not None else ")"))
+                cell = (f"{r['gain']:.2f}× ({r['implementation']}{others}"
+                        + (f"; loop {100 * share:.1f} %)" if share is not None else ")"))
             else:
                 cell = f"{r['gain']:.2f}×" if r["gain"] is not None else f"{r['vs_plain']:.2f}× vs plain"
                 if p == "compile" and r.get("first_step_s") is not None:
                     cell += f" (first step {r['first_step_s']:.0f} s)"
-                cells.append(cell)
+            cells.append(cell)
         head = [method, f"{train['batch']}×{train['crop']}" if train else "-",
                 _fmt(train["lightning_it_per_s"]) if train else "-"]
         lines.append("| " + " | ".join(head + cells) + " |")
