@@ -1280,7 +1280,7 @@ def _line(r: dict[str, Any]) -> str:
                     f"{_fmt(r['for_loop_step_s'])} s: {gains}"
                     + (f"; the loop's step is {100 * share:.1f}% of an iteration" if share is not None else ""))
         if r["fast_path"] == "workers":
-            return (f"training fast path workers ({r['loader_options']['num_workers']} workers): "
+            return (f"training fast path workers ({_workers(r['loader_options']['num_workers'])}): "
                     f"{_fmt(r['batches_per_s'])} batches/s against {_fmt(r['no_worker_batches_per_s'])} with none, "
                     f"gain {r['gain']:.2f}x, first block {r['first_block_s']:.1f} s"
                     + (f", loading {100 * r['load_share']:.1f}% of an iteration without workers"
@@ -1341,7 +1341,9 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         train = next((r for r in mine if r["measurement"] == "training"), None)
         optim = next((r for r in mine if r["measurement"] == "optimization"), None)
         error = next((r for r in mine if r["measurement"] == "error"), None)
-        peak = max((r.get("peak_memory_mb") or 0 for r in mine), default=0)
+        # the default paths' peak (RSS is a high-water mark: the last record before the training fast
+        # paths, which build and compile more models, holds it)
+        peak = max((r.get("peak_memory_mb") or 0 for r in mine if r["measurement"] != "train_fast_path"), default=0)
         t_cells = ["-"] * 4
         if train:
             mark = "" if train["at_recipe"] else f" (recipe {train['recipe_batch']}×{train['recipe_crop']})"
@@ -1410,6 +1412,10 @@ def render_fast_path_table(records: Sequence[dict[str, Any]]) -> list[str]:
     return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
 
 
+def _workers(n: int) -> str:
+    return f"{n} worker" if n == 1 else f"{n} workers"
+
+
 def _unmeasured_cell(method: str, path: str, record: dict[str, Any] | None, notes: list[str]) -> str | None:
     """A fast-path table's cell for a path not measured ("-") or not run ("not run", its reason added to
     `notes`); None for a measured one."""
@@ -1447,7 +1453,7 @@ def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Se
                 pass
             elif p == "workers":
                 share = r["load_share"]
-                cell = (f"{r['gain']:.2f}× ({r['loader_options']['num_workers']} workers"
+                cell = (f"{r['gain']:.2f}× ({_workers(r['loader_options']['num_workers'])}"
                         + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
             elif p == "adam":
                 share = r.get("loop_share_of_iteration")
