@@ -20,8 +20,8 @@ from zoo.errors import CheckpointError, ZooError
 from zoo.fsutil import DigestWriter, atomic_file, is_temporary, sha256_file
 
 __all__ = ["EvaluationSteps", "AtomicCheckpointIO", "ZooCheckpoint", "checksum_path", "checkpoint_problem",
-           "verify_checkpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay", "LinearDecaySchedule", "check_training_size", "adam",
-           "ADAM_IMPLEMENTATIONS"]
+           "verify_checkpoint", "capture_rng_state", "restore_rng_state", "set_epoch_lr", "linear_decay",
+           "LinearDecaySchedule", "check_training_size", "adam", "ADAM_IMPLEMENTATIONS"]
 
 #: `<name>.ckpt` is checked against `<name>.ckpt` + CHECKSUM_SUFFIX: JSON {"size", "sha256", "earlier": [...]}.
 CHECKSUM_SUFFIX = ".sha256"

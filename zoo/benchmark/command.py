@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--optim-size", type=int, default=None, help="Gatys/inversion image side (default: 64)")
     speed.add_argument("--optim-steps", type=int, default=None, help="Gatys/inversion optimizer steps (default: 20)")
     speed.add_argument("--measure", default=None,
-                       help="comma-separated subset of inference,fast_path,training,train_fast_path,optimization (default: all)")
+                       help="comma-separated subset of inference,fast_path,training,train_fast_path,optimization "
+                            "(default: all)")
     speed.add_argument("--fast", default=None,
                        help="comma-separated fast paths that fast_path compares with the default path "
                             "(default: channels_last,compile,bf16)")
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--import", dest="imports", action="append", default=None, metavar="MODULE",
                        help="a module to import in each method's process first (one that registers more methods)")
     speed.add_argument("--table", action="store_true", help="print the README table of the latest speed run (alone: only that)")
-    speed.add_argument("--run", default=None, help="with --table: the run id whose tables to print (default: the latest)")
+    speed.add_argument("--run", default=None,
+                       help="with --table: the run id whose tables to print (default: the latest)")
     return p
 
 
@@ -139,7 +141,8 @@ def speed_config(args: argparse.Namespace) -> Any:
         kw["sizes"] = _ints(args.sizes, "--sizes")
     if args.batches is not None:
         kw["batches"] = _ints(args.batches, "--batches")
-    for flag, low in (("repeats", 1), ("warmup", 0), ("train_steps", 1), ("train_fast_steps", 1), ("train_batch", 1), ("train_crop", 8),
+    for flag, low in (("repeats", 1), ("warmup", 0), ("train_steps", 1), ("train_fast_steps", 1), ("train_batch", 1),
+                      ("train_crop", 8),
                       ("optim_size", 16), ("optim_steps", 1), ("threads", 1)):
         value = getattr(args, flag)
         if value is not None:
@@ -156,7 +159,8 @@ def speed_config(args: argparse.Namespace) -> Any:
         if not args.min_seconds >= 0:
             raise ZooError(f"--min-seconds must be 0 or more seconds, got {args.min_seconds}")
         kw["min_seconds"] = args.min_seconds
-    for flag, field, choices in (("fast", "fast_paths", FAST_PATHS), ("train_fast", "train_fast_paths", TRAIN_FAST_PATHS)):
+    for flag, field, choices in (("fast", "fast_paths", FAST_PATHS),
+                                 ("train_fast", "train_fast_paths", TRAIN_FAST_PATHS)):
         text = getattr(args, flag)
         if text is not None:
             paths = tuple(p.strip() for p in text.split(",") if p.strip())

@@ -34,9 +34,10 @@ its own record of `benchmarks/results/speed.jsonl`:
   `training` runs it, `train_fast_steps` timed steps of each); `gain` = that ratio over `training`'s
   framework ratio, i.e. the fast Lightning step over the default one, the plain loop the yardstick both
   were timed against. `adam`: the method's own Adam optimizers rebuilt fused and foreach, each against the
-  for-loop stepping the same parameters, interleaved, with the loop step's share of a plain iteration. `workers`: the method's DataModule on its built-in data,
-  train-loader batches/s with zoo's loader defaults against no workers (the loader alone), and loading's
-  share of an iteration without workers (the most workers can save). bf16 without native bf16 is not
+  for-loop stepping the same parameters, interleaved, with the loop step's share of a plain iteration.
+  `workers`: the method's DataModule on its built-in data, train-loader batches/s with zoo's loader
+  defaults against no workers (the loader alone), and loading's share of an iteration without workers
+  (the most workers can save). bf16 without native bf16 is not
   trained (it is emulated).
 - `optimization` (Gatys, inversion): seconds per optimizer step and seconds to reach a loss of
   `LOSS_RATIO` x the initial loss (steps to reach it x seconds per step), at a small image size.
@@ -856,7 +857,8 @@ def measure_train_fast_paths(key: str, cfg: SpeedConfig, device: torch.device,
     loop of `measure_training` on a fresh copy (L P, P L, ...). `vs_plain` = fast Lightning / plain
     iterations/s; with `training` (that measurement's record, same process) `gain` = vs_plain / its
     framework ratio: the fast Lightning step over the default one, the plain loop the yardstick both were
-    timed against. `adam`: `measure_adam_step`. A path that cannot run here is recorded with why."""
+    timed against. `adam`: `measure_adam_step`; `workers`: `measure_loader_workers`. A path that cannot run
+    here, or fails while it runs, is recorded with why, and the other paths still run."""
     from zoo.module import native_bf16
 
     records: list[dict[str, Any]] = []
