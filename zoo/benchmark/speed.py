@@ -80,7 +80,7 @@ __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
     "timed_pair", "paired_ratio", "training_data", "TRAIN_FAST_PATHS", "measure_train_fast_paths",
-    "measure_adam_step", "measure_loader_workers",
+    "measure_adam_step", "measure_loader_workers", "datamodule_class", "trains",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -527,19 +527,31 @@ def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torc
 
 
 # -------------------------------------------------------------------------------------- training
-def recipe(model: nn.Module) -> dict[str, Any]:
-    """The training data of `zoo.fit`'s recipe: the method's `data_defaults` over its datamodule's defaults."""
+def datamodule_class(model: nn.Module) -> type | None:
+    """The DataModule class `zoo.fit` trains `model` on (its `datamodule` import path), or None."""
     import importlib
 
     path = getattr(model, "datamodule", "")
+    if not path:
+        return None
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def recipe(model: nn.Module) -> dict[str, Any]:
+    """The training data of `zoo.fit`'s recipe: the method's `data_defaults` over its datamodule's defaults."""
+    cls = datamodule_class(model)
     defaults: dict[str, Any] = {}
-    if path:
-        module, _, name = path.rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
+    if cls is not None:
         for p in inspect.signature(cls.__init__).parameters.values():
             if p.default is not inspect.Parameter.empty:
                 defaults[p.name] = p.default
     return {**defaults, **getattr(model, "data_defaults", {})}
+
+
+def trains(model: nn.Module) -> bool:
+    """Whether `model` has a training step to time: not weight-free, not optimised per image."""
+    return not (getattr(model, "weight_free", False) or getattr(model, "optimizes_per_image", False))
 
 
 class _Repeat(torch.utils.data.Dataset):
@@ -793,10 +805,10 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 def training_data(key: str, cfg: SpeedConfig, iterations: int) -> dict[str, Any] | None:
     """The training data of `key` as the suite trains it: the recipe's batch size and crop (`batch`, `crop`),
     those capped by `cfg.train_batch`/`cfg.train_crop` (`used_batch`, `used_crop`), and a `dataset` of one
-    random sample repeated for `iterations` batches. None for methods that do not train (weight-free,
-    optimised per image)."""
+    random sample repeated for `iterations` batches, with the `recipe` and the `datamodule` class. None for
+    methods that do not train (weight-free, optimised per image)."""
     probe = build_model(key, cfg)
-    if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
+    if not trains(probe):
         return None
     rec = recipe(probe)
     batch = int(rec.get("batch_size", 1))
@@ -804,7 +816,8 @@ def training_data(key: str, cfg: SpeedConfig, iterations: int) -> dict[str, Any]
     used_batch = min(batch, cfg.train_batch) if cfg.train_batch else batch
     used_crop = cfg.train_crop or crop
     dataset = _Repeat(training_sample(probe, used_crop, rec), used_batch * iterations)
-    return {"batch": batch, "crop": crop, "used_batch": used_batch, "used_crop": used_crop, "dataset": dataset}
+    return {"batch": batch, "crop": crop, "used_batch": used_batch, "used_crop": used_crop, "dataset": dataset,
+            "recipe": rec, "datamodule": datamodule_class(probe)}
 
 
 def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[dict[str, Any]]:
@@ -861,18 +874,20 @@ def measure_train_fast_paths(key: str, cfg: SpeedConfig, device: torch.device,
     here, or fails while it runs, is recorded with why, and the other paths still run."""
     from zoo.module import native_bf16
 
+    steps = cfg.train_fast_steps
+    data = training_data(key, cfg, max(cfg.warmup, 2) + steps + 1)  # enough batches for compile's warm-up
+    if data is None:  # nothing to train, so no training fast path
+        return []
     records: list[dict[str, Any]] = []
     framework = training.get("ratio") if training else None
     for path in cfg.train_fast_paths:
-        if path in ("adam", "workers"):
-            measure = measure_adam_step if path == "adam" else measure_loader_workers
-            records += measure(key, cfg, device, training)
+        if path == "adam":
+            records += measure_adam_step(key, cfg, device, training)
+            continue
+        if path == "workers":
+            records += measure_loader_workers(key, cfg, device, training, data)
             continue
         warmup = max(cfg.warmup, 2 if path == "compile" else 1)  # compile: the GAN steps' second call recompiles
-        steps = cfg.train_fast_steps
-        data = training_data(key, cfg, warmup + steps + 1)
-        if data is None:
-            return records
         record: dict[str, Any] = {"method": key, "measurement": "train_fast_path", "fast_path": path,
                                   "batch": data["used_batch"], "crop": data["used_crop"], "steps": steps,
                                   "warmup_steps": warmup, "interleaved": True}
@@ -927,10 +942,10 @@ def measure_adam_step(key: str, cfg: SpeedConfig, device: torch.device,
     loop / implementation seconds; `gain`: that of the implementation zoo uses here (`implementation`, what
     `zoo.training.adam` chose). `loop_share_of_iteration`: the for-loop step's seconds over the plain loop's
     iteration (`training`), all that a faster step can save; `share_of_iteration`: zoo's step's."""
-    probe = build_model(key, cfg)
-    if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
+    model = build_model(key, cfg)
+    if not trains(model):
         return []
-    model = probe.to(device)
+    model.to(device)
     with plain_hooks(model) as (optimizers, _, _):
         adams = [o for o in optimizers if isinstance(o, torch.optim.Adam)]
     record: dict[str, Any] = {"method": key, "measurement": "train_fast_path", "fast_path": "adam"}
@@ -981,29 +996,25 @@ LOADER_BLOCK = 8
 
 
 def measure_loader_workers(key: str, cfg: SpeedConfig, device: torch.device,
-                           training: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                           training: dict[str, Any] | None = None,
+                           data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The method's own DataModule on its recipe's data (the built-in data `zoo.fit --model KEY` trains on),
     at the batch size used: train-loader batches/s with zoo's defaults (`loader_options`: workers from the
     machine, persistent, pinned on GPU) against `num_workers=0`, in blocks of `LOADER_BLOCK` batches, each
     from a fresh iterator, alternating (A B, B A, ...) after one untimed block of each (the workers' start-up,
     recorded); `gain` = defaults / none, the loader alone. `load_share`: the seconds of loading one batch in
     the training process (no workers) over the plain loop's iteration (`training`): all that workers, which
-    load beside the step, can take off an iteration."""
-    import importlib
-
-    probe = build_model(key, cfg)
-    if getattr(probe, "weight_free", False) or getattr(probe, "optimizes_per_image", False):
+    load beside the step, can take off an iteration. `data`: `training_data`'s (built here if not given)."""
+    data = data if data is not None else training_data(key, cfg, 1)
+    if data is None:
         return []
     record: dict[str, Any] = {"method": key, "measurement": "train_fast_path", "fast_path": "workers"}
-    rec = recipe(probe)
-    module, _, name = probe.datamodule.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    rec, cls = data["recipe"], data["datamodule"]
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in rec.items() if k in accepted and k != "num_workers"}
-    batch = int(rec.get("batch_size", 1))
-    kwargs["batch_size"] = min(batch, cfg.train_batch) if cfg.train_batch else batch
+    kwargs["batch_size"] = data["used_batch"]
     if cfg.train_crop and "crop_size" in accepted:
-        kwargs["crop_size"] = cfg.train_crop
+        kwargs["crop_size"] = data["used_crop"]
     try:
         fast_data, zero_data = cls(**kwargs), cls(**kwargs, num_workers=0)
         fast_loader, zero_loader = fast_data.train_dataloader(), zero_data.train_dataloader()
@@ -1429,6 +1440,24 @@ def _unmeasured_cell(method: str, path: str, record: dict[str, Any] | None, note
     return None
 
 
+def _train_fast_cell(path: str, r: dict[str, Any]) -> str:
+    """The training fast-path table's cell of a measured path."""
+    if path == "workers":
+        share = r["load_share"]
+        return (f"{r['gain']:.2f}× ({_workers(r['loader_options']['num_workers'])}"
+                + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
+    if path == "adam":
+        share = r.get("loop_share_of_iteration")
+        others = "".join(f", {name} {gain:.2f}×" for name, gain in r.get("gains", {}).items()
+                         if name != r["implementation"])
+        return (f"{r['gain']:.2f}× ({r['implementation']}{others}"
+                + (f"; loop {100 * share:.1f} %)" if share is not None else ")"))
+    cell = f"{r['gain']:.2f}×" if r["gain"] is not None else f"{r['vs_plain']:.2f}× vs plain"
+    if path == "compile" and r.get("first_step_s") is not None:
+        cell += f" (first step {r['first_step_s']:.0f} s)"
+    return cell
+
+
 _TRAIN_FAST_HEADS = {"adam": "Adam step gain over the for-loop (the loop step's share of an iteration)",
                      "workers": "loader workers gain, loader alone (loading's share of an iteration without)"}
 
@@ -1450,24 +1479,7 @@ def render_train_fast_path_table(records: Sequence[dict[str, Any]], training: Se
         cells = []
         for p in paths:
             r = mine.get(p)
-            cell = _unmeasured_cell(method, p, r, notes)
-            if cell is not None:
-                pass
-            elif p == "workers":
-                share = r["load_share"]
-                cell = (f"{r['gain']:.2f}× ({_workers(r['loader_options']['num_workers'])}"
-                        + (f"; loading {100 * share:.1f} %)" if share is not None else ")"))
-            elif p == "adam":
-                share = r.get("loop_share_of_iteration")
-                others = "".join(f", {name} {gain:.2f}×" for name, gain in r.get("gains", {}).items()
-                                 if name != r["implementation"])
-                cell = (f"{r['gain']:.2f}× ({r['implementation']}{others}"
-                        + (f"; loop {100 * share:.1f} %)" if share is not None else ")"))
-            else:
-                cell = f"{r['gain']:.2f}×" if r["gain"] is not None else f"{r['vs_plain']:.2f}× vs plain"
-                if p == "compile" and r.get("first_step_s") is not None:
-                    cell += f" (first step {r['first_step_s']:.0f} s)"
-            cells.append(cell)
+            cells.append(_unmeasured_cell(method, p, r, notes) or _train_fast_cell(p, r))
         head = [method, f"{train['batch']}×{train['crop']}" if train else "-",
                 _fmt(train["lightning_it_per_s"]) if train else "-"]
         lines.append("| " + " | ".join(head + cells) + " |")
