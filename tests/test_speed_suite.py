@@ -17,6 +17,7 @@ from zoo.benchmark.command import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = ["--sizes", "32", "--batches", "1", "--repeats", "1", "--warmup", "0", "--threads", "1", "--min-seconds", "0",
+        "--ratio-precision", "0",
         "--train-batch", "2", "--train-crop", "128", "--train-steps", "1", "--optim-size", "32", "--optim-steps", "2",
         "--fast", "channels_last,bf16", "--train-fast", "bf16,channels_last,adam,workers", "--train-fast-steps", "1",
         "--set", "pix2pix.ngf=4", "--set", "pix2pix.ndf=4", "--set", "pix2pix.netG=unet_128",
@@ -268,6 +269,13 @@ def test_table_renders_the_latest_run(run, capsys):
     # the peak column is the default paths': not the training fast paths', which build and compile more models
     huge = [{**r, "peak_memory_mb": 99999.0} if r["measurement"] == "train_fast_path" else r for r in records]
     assert "99999" not in speed.render_speed_table(huge)
+    # the API ratio's standard error and pairs when recorded (this run: --ratio-precision 0, one pair, none)
+    assert " pairs)" not in table
+    precise = [{**r, "config": {**r["config"], "ratio_precision": 0.01, "precision_seconds": 300.0},
+                "ratio_stats": {**r["ratio_stats"], "se": 0.0123, "n": 24}} if r["measurement"] == "inference" else
+               {**r, "config": {**r["config"], "ratio_precision": 0.01, "precision_seconds": 300.0}} for r in records]
+    table = speed.render_speed_table(precise)
+    assert " ±0.012 (24 pairs) |" in table and "above 0.01 up to 300 s of calls" in table
 
 
 def test_optimization_measurement_in_process():
@@ -305,6 +313,86 @@ def test_timed_pair_repeats_quick_calls_up_to_a_cap():
     a_s, b_s = speed.timed_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=2, warmup=0,
                                 device=torch.device("cpu"), min_seconds=60.0, max_repeats=4)
     assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"] and len(a_s) == len(b_s) == 4
+
+
+class _FakeClock:
+    """time.perf_counter for timed_pair: each call of a timed function advances it by its next duration."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call(self, durations: list[float]):
+        it = iter(durations)
+
+        def fn() -> None:
+            self.now += next(it)
+        return fn
+
+
+def _noisy_pairs(monkeypatch, ratio: float, spread: float, **kw) -> tuple[list[float], list[float]]:
+    """timed_pair on a fake clock: a takes 1 s, b alternately ratio -/+ spread seconds."""
+    clock = _FakeClock()
+    monkeypatch.setattr(speed.time, "perf_counter", clock)
+    b = [ratio + (spread if i % 2 else -spread) for i in range(1000)]
+    return speed.timed_pair(clock.call([1.0] * 1000), clock.call(b), warmup=0, device=torch.device("cpu"), **kw)
+
+
+def test_timed_pair_adds_pairs_while_the_ratio_is_imprecise(monkeypatch):
+    # steady pairs: the standard error is 0 after `repeats`, nothing is added
+    a_s, _ = _noisy_pairs(monkeypatch, 0.95, 0.0, repeats=3, precision=0.01)
+    assert len(a_s) == 3
+    # pairs 0.9/1.1: a standard error of about 0.19 / sqrt(n) > 0.01 until the cap of 5 x repeats
+    a_s, b_s = _noisy_pairs(monkeypatch, 1.0, 0.1, repeats=4, precision=0.01)
+    assert len(a_s) == len(b_s) == 20
+    # a looser precision stops earlier, two pairs at a time (one in each order) past `repeats`
+    a_s, _ = _noisy_pairs(monkeypatch, 1.0, 0.1, repeats=5, precision=0.06)
+    n = len(a_s)
+    assert 5 < n < 25 and (n - 5) % 2 == 0
+    assert speed.median_standard_error([1.1 / 1.0 if i % 2 else 0.9 for i in range(n)]) <= 0.06
+    assert speed.median_standard_error([1.1 if i % 2 else 0.9 for i in range(n - 2)]) > 0.06
+    # the rule never looks at the ratio itself: a slower b with the same spread gets as many pairs
+    assert len(_noisy_pairs(monkeypatch, 0.5, 0.1, repeats=5, precision=0.06)[0]) == n
+    # the time cap: each pair takes 2 s of timed calls, so 20 s stops it at 10 pairs
+    assert len(_noisy_pairs(monkeypatch, 1.0, 0.1, repeats=4, precision=0.01, max_seconds=20.0)[0]) == 10
+    # precision 0 (the default): exactly `repeats`
+    assert len(_noisy_pairs(monkeypatch, 1.0, 0.1, repeats=4)[0]) == 4
+
+
+def test_api_ratio_pairs_follow_the_ratio_precision():
+    """measure_inference hands the configured precision to timed_pair: 0 keeps `repeats` pairs, an
+    unreachable one runs to the cap (5 x repeats); the record carries the median's standard error."""
+    from zoo.benchmark.command import build_parser, speed_config
+
+    model = zoo.create("srresnet", channels=4, num_blocks=1, d_channels=4, vgg_weights=None).eval()
+    for precision, pairs in ((0.0, 1), (1e-12, 5)):
+        cfg = speed.SpeedConfig(sizes=(32,), batches=(1,), repeats=1, warmup=0, min_seconds=0,
+                                ratio_precision=precision)
+        (record,) = speed.measure_inference("srresnet", model, cfg, torch.device("cpu"))
+        assert record["ratio_stats"]["n"] == pairs
+        assert (record["ratio_stats"]["se"] is None) == (pairs == 1)
+    args = build_parser().parse_args(["--suite", "speed", "--ratio-precision", "0.02", "--precision-seconds", "60"])
+    cfg = speed_config(args)
+    assert cfg.ratio_precision == 0.02 and cfg.precision_seconds == 60.0
+    assert speed.SpeedConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_median_standard_error_matches_the_sampling_spread_of_the_median():
+    """Against independent estimates, on average over 50 samples of 40 normal values: scipy's Maritz-Jarrett
+    standard error of the median, and the spread of the medians of 4000 such samples."""
+    from scipy.stats.mstats import mjci
+
+    gen = torch.Generator().manual_seed(0)
+    samples = (1.0 + 0.05 * torch.randn(50, 40, generator=gen)).tolist()
+    ours = sum(speed.median_standard_error(v) for v in samples) / 50
+    maritz_jarrett = sum(float(mjci(v, prob=[0.5])[0]) for v in samples) / 50
+    spread_of_medians = float((1.0 + 0.05 * torch.randn(4000, 40, generator=gen)).median(dim=1).values.std())
+    assert ours == pytest.approx(maritz_jarrett, rel=0.1) and ours == pytest.approx(spread_of_medians, rel=0.1)
+    assert speed.median_standard_error([1.0]) == math.inf
+    assert speed.paired_ratio([1.0], [1.0])["se"] is None
+    assert speed.paired_ratio([1.0, 1.0], [1.0, 1.0])["se"] == 0.0
 
 
 def test_paired_ratio_is_the_median_of_side_by_side_ratios():
@@ -349,6 +437,9 @@ def test_summary_statistics():
     (["--suite", "speed", "--run", "20261127T000000Z"], "--run picks the run that --table prints"),
     (["--suite", "mini", "--run", "20261127T000000Z"], "--run belong(s) to the speed suite"),
     (["--suite", "speed", "--min-seconds", "-1"], "--min-seconds"),
+    (["--suite", "speed", "--ratio-precision", "nan"], "--ratio-precision must be a finite number"),
+    (["--suite", "speed", "--precision-seconds", "inf"], "--precision-seconds must be a finite number"),
+    (["--suite", "mini", "--ratio-precision", "0.02"], "--suite speed"),
     (["--suite", "mini", "--sizes", "256"], "--suite speed"),
 ])
 def test_bad_flags_exit_2_with_a_message(argv, message, tmp_path, capsys):

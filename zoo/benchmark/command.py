@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--warmup", type=int, default=None, help="untimed runs before them (default: 1)")
     speed.add_argument("--min-seconds", type=float, default=None,
                        help="repeat quick inference calls (up to 5 x --repeats) until they add up to this (default: 5)")
+    speed.add_argument("--ratio-precision", type=float, default=None,
+                       help="add API-ratio pairs (two at a time, up to 5 x --repeats) while the median's standard error "
+                            "is above this; 0: never (default: 0.01)")
+    speed.add_argument("--precision-seconds", type=float, default=None,
+                       help="... until the timed calls of a figure add up to this (default: 300)")
     speed.add_argument("--train-steps", type=int, default=None, help="timed training steps of each loop, interleaved (default: 6)")
     speed.add_argument("--train-batch", type=int, default=None,
                        help="cap the recipe's training batch size (recorded). Default: 2 on CPU (a full run in minutes), "
@@ -112,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: the CPU default cap on the recipe's training batch (colorization's 40 x 176² would take minutes a step)
 CPU_TRAIN_BATCH = 2
 _SPEED_FLAGS = ("device", "sizes", "batches", "repeats", "warmup", "train_steps", "train_batch", "train_crop", "optim_size",
-                "optim_steps", "measure", "fast", "train_fast", "train_fast_steps", "min_seconds", "set", "threads",
-                "timeout", "imports", "malloc")
+                "optim_steps", "measure", "fast", "train_fast", "train_fast_steps", "min_seconds", "ratio_precision",
+                "precision_seconds", "set", "threads", "timeout", "imports", "malloc")
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -155,10 +161,12 @@ def speed_config(args: argparse.Namespace) -> Any:
         if bad or not chosen:
             raise ZooError(f"--measure takes a subset of {','.join(cfg.measurements)}, got {args.measure!r}")
         kw["measurements"] = chosen
-    if args.min_seconds is not None:
-        if not args.min_seconds >= 0:
-            raise ZooError(f"--min-seconds must be 0 or more seconds, got {args.min_seconds}")
-        kw["min_seconds"] = args.min_seconds
+    for flag in ("min_seconds", "ratio_precision", "precision_seconds"):
+        value = getattr(args, flag)
+        if value is not None:
+            if not 0 <= value < math.inf:  # NaN fails too
+                raise ZooError(f"--{flag.replace('_', '-')} must be a finite number, 0 or more, got {value}")
+            kw[flag] = value
     for flag, field, choices in (("fast", "fast_paths", FAST_PATHS),
                                  ("train_fast", "train_fast_paths", TRAIN_FAST_PATHS)):
         text = getattr(args, flag)

@@ -80,7 +80,7 @@ __all__ = [
     "SpeedConfig", "LOSS_RATIO", "FAST_PATHS", "measure_fast_paths", "apply_fast_path", "verb_input", "parse_sets", "select_methods", "matmul_rate", "machine_info", "measure_method",
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
     "timed_pair", "paired_ratio", "training_data", "TRAIN_FAST_PATHS", "measure_train_fast_paths",
-    "measure_adam_step", "measure_loader_workers", "datamodule_class", "trains",
+    "measure_adam_step", "measure_loader_workers", "datamodule_class", "trains", "median_standard_error",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -109,6 +109,11 @@ class SpeedConfig:
     warmup: int = 1
     #: inference: quick calls are repeated (up to 5 x `repeats`) until the timed calls add up to this
     min_seconds: float = 5.0
+    #: API ratio: after `repeats` pairs, pairs are added (two at a time, up to 5 x `repeats`) while the
+    #: median's standard error is above this (0: never) and the timed calls add up to under `precision_seconds`.
+    #: The rule looks at the spread of the pairs only, never at the ratio itself.
+    ratio_precision: float = 0.01
+    precision_seconds: float = 300.0
     #: timed training steps of each loop, interleaved (after `warmup` untimed ones)
     train_steps: int = 6
     #: None: the recipe's; an int caps it (recorded: the result is then not at the recipe's batch/crop)
@@ -182,13 +187,27 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device
     return out
 
 
+def median_standard_error(values: Sequence[float]) -> float:
+    """The standard error of the median of `values`, from their interquartile range (a robust sigma,
+    IQR / 1.349) and the large-sample factor sqrt(pi / 2): 0.93 x IQR / sqrt(n); inf for fewer than 2."""
+    if len(values) < 2:
+        return math.inf
+    stats = summary(values)
+    return math.sqrt(math.pi / 2) * (stats["q3"] - stats["q1"]) / 1.349 / math.sqrt(len(values))
+
+
 def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, warmup: int,
                device: torch.device, min_seconds: float = 0.0, max_repeats: int | None = None,
+               precision: float = 0.0, max_seconds: float = math.inf,
                ) -> tuple[list[float], list[float]]:
     """Seconds of `repeats` calls of each of fn_a and fn_b, interleaved (a b, b a, a b, ...) after `warmup`
     untimed calls of each: a ratio of the two is then not skewed by drift (clock boost, caches, a neighbour's
     load) between two blocks of repeats. Quick calls are repeated more: until the timed calls of both add
-    up to `min_seconds`, at most `max_repeats` (default 5 x `repeats`) times each."""
+    up to `min_seconds`, at most `max_repeats` (default 5 x `repeats`) times each.
+
+    `precision` > 0: noisy pairs are repeated more too, two at a time past `repeats` (one in each order), while the
+    standard error of the median of the ratios b/a (`median_standard_error`) is above it, the timed calls
+    add up to under `max_seconds`, and at most `max_repeats` times. It looks at the ratios' spread only."""
     for _ in range(warmup):
         fn_a()
         fn_b()
@@ -197,7 +216,16 @@ def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, w
     out: tuple[list[float], list[float]] = ([], [])
     total = 0.0
     i = 0
-    while i < repeats or (total < min_seconds and i < most):
+
+    def imprecise() -> bool:
+        if precision <= 0 or total >= max_seconds:
+            return False
+        if i > repeats and (i - repeats) % 2 == 1:
+            return True  # finish the pair of pairs: one more in the other order
+        ratios = [b / max(a, 1e-12) for a, b in zip(*out)]
+        return median_standard_error(ratios) > precision
+
+    while i < repeats or (i < most and (total < min_seconds or imprecise())):
         order = ((0, fn_a), (1, fn_b)) if i % 2 == 0 else ((1, fn_b), (0, fn_a))
         for slot, fn in order:
             t0 = time.perf_counter()
@@ -216,7 +244,8 @@ def paired_ratio(seconds_a: Sequence[float], seconds_b: Sequence[float]) -> dict
     pairs = [b / max(a, 1e-12) for a, b in zip(seconds_a, seconds_b)]
     if not pairs:
         raise ValueError("no paired measurements")
-    return summary(pairs)
+    se = median_standard_error(pairs)
+    return {**summary(pairs), "se": se if math.isfinite(se) else None}
 
 
 def _rate(seconds: Sequence[float], items: int) -> dict[str, float]:
@@ -505,7 +534,8 @@ def measure_inference(key: str, model: nn.Module, cfg: SpeedConfig, device: torc
                     return case.network(*args)
 
             verb_s, bare_s = timed_pair(lambda: case.verb(x), bare, cfg.repeats, cfg.warmup, device,
-                                        min_seconds=cfg.min_seconds)
+                                        min_seconds=cfg.min_seconds, precision=cfg.ratio_precision,
+                                        max_seconds=cfg.precision_seconds)
             with torch.inference_mode(), inference_mode_of(case.module, case.eval_mode):
                 flops = _count_flops(lambda: case.network(*args))
             verb, bare = _rate(verb_s, batch), _rate(bare_s, batch)
@@ -1267,12 +1297,21 @@ def _fmt(stats: dict[str, float] | None, digits: int = 3) -> str:
     return f"{stats['median']:.{digits}g} [{stats['q1']:.{digits}g}-{stats['q3']:.{digits}g}]"
 
 
+def _ratio_cell(stats: dict[str, Any]) -> str:
+    """An API ratio: median [interquartile range], with the median's standard error and the pairs when
+    recorded (runs before `ratio_precision` recorded neither)."""
+    se = stats.get("se")
+    return _fmt(stats) + (f" ±{se:.3f} ({stats['n']} pairs)" if se is not None else "")
+
+
 def _line(r: dict[str, Any]) -> str:
     m = r["measurement"]
     if m == "inference":
         frac = r.get("fraction_of_matmul")
         return (f"inference {r['verb']} {r['size']}² x{r['batch']}: verb {_fmt(r['verb_images_per_s'])} img/s, bare "
                 f"{_fmt(r['bare_images_per_s'])} img/s, ratio {r['ratio']:.3f}"
+                + (f" ±{r['ratio_stats']['se']:.3f} ({r['ratio_stats']['n']} pairs)"
+                   if (r.get("ratio_stats") or {}).get("se") is not None else "")
                 + (f", {100 * frac:.1f}% of matmul" if frac is not None else ""))
     if m == "training":
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
@@ -1317,6 +1356,14 @@ def read_speed_results(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _precision_note(config: dict[str, Any]) -> str:
+    precision = config.get("ratio_precision")
+    if not precision:
+        return ""
+    return (f", ± the median's standard error, pairs added while it was above {precision:g} up to "
+            f"{config['precision_seconds']:g} s of calls")
+
+
 _MALLOC_NOTE = {"tuned": "malloc thresholds raised (zoo.allocator)", "default": "glibc's default malloc thresholds"}
 
 
@@ -1338,7 +1385,7 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up (training: "
         f"{first['config'].get('train_steps') or first['config']['repeats']} steps of each loop, interleaved); "
         f"{_MALLOC_NOTE[first['config'].get('malloc', 'default')]}; ratios: the median of the ratios of calls run "
-        "side by side (API ratio: with their interquartile range); random weights.",
+        "side by side (API ratio: with their interquartile range" + _precision_note(first["config"]) + "); random weights.",
         "",
         "| method | verb | size | batch | verb img/s | bare img/s | API ratio | % of matmul | train batch×crop | "
         "Lightning it/s | plain it/s | framework ratio | s/step (optim.) | s to 0.1× loss | peak MB |",
@@ -1377,7 +1424,7 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
                 frac = r.get("fraction_of_matmul")
                 i_cells = [r["verb"], f"{r['size']}²", str(r["batch"]), _fmt(r["verb_images_per_s"]),
                            _fmt(r["bare_images_per_s"]),
-                           _fmt(r["ratio_stats"]) if "ratio_stats" in r else f"{r['ratio']:.3f}",
+                           _ratio_cell(r["ratio_stats"]) if "ratio_stats" in r else f"{r['ratio']:.3f}",
                            f"{100 * frac:.1f}" if frac is not None else "-"]
             rest = t_cells + o_cells + [peak_cell] if i == 0 else [""] * 7
             lines.append("| " + " | ".join([method if i == 0 else "", *i_cells, *rest]) + " |")
