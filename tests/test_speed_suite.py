@@ -274,8 +274,11 @@ def test_table_renders_the_latest_run(run, capsys):
     precise = [{**r, "config": {**r["config"], "ratio_precision": 0.01, "precision_seconds": 300.0},
                 "ratio_stats": {**r["ratio_stats"], "se": 0.0123, "n": 24}} if r["measurement"] == "inference" else
                {**r, "config": {**r["config"], "ratio_precision": 0.01, "precision_seconds": 300.0}} for r in records]
+    precise = [{**r, "steps": 14, "ratio_stats": {"median": r["ratio"], "se": 0.0046, "n": 14}}
+               if r["measurement"] == "training" else r for r in precise]
     table = speed.render_speed_table(precise)
     assert " ±0.012 (24 pairs) |" in table and "above 0.01 up to 300 s of calls" in table
+    assert " ±0.005 (14 pairs) |" in table and "training: at least 1 steps" in table
 
 
 def test_optimization_measurement_in_process():
@@ -377,6 +380,33 @@ def test_api_ratio_pairs_follow_the_ratio_precision():
     cfg = speed_config(args)
     assert cfg.ratio_precision == 0.02 and cfg.precision_seconds == 60.0
     assert speed.SpeedConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_framework_ratio_steps_follow_the_ratio_precision():
+    """measure_training: precision 0 keeps `train_steps` pairs; an unreachable precision runs to the cap
+    (5 x train_steps), the Trainer stopped by the callback, not by running out of data."""
+    for precision, steps in ((0.0, 1), (1e-12, 5)):
+        cfg = speed.SpeedConfig(warmup=0, train_steps=1, train_batch=1, train_crop=32, ratio_precision=precision,
+                                overrides={"srresnet": {"channels": 4, "num_blocks": 1, "d_channels": 4}})
+        (record,) = speed.measure_training("srresnet", cfg, torch.device("cpu"))
+        assert record["steps"] == steps == record["lightning_it_per_s"]["n"] == record["plain_it_per_s"]["n"]
+        assert record["ratio_stats"]["n"] == steps and record["ratio"] == record["ratio_stats"]["median"]
+
+
+def test_interleaved_training_stops_once_precise():
+    """_Interleaved: past `steps`, two pairs at a time, until the standard error or the time cap says so."""
+    pair = speed._Interleaved(object(), warmup=1, device=torch.device("cpu"), steps=2, ratio_precision=0.05)
+    pair.light_iteration, pair.plain_iteration = [1.0, 1.0], [0.9, 1.1]
+    assert not pair._precise_enough(1)  # one timed pair, fewer than steps
+    assert not pair._precise_enough(2)  # 2 pairs: standard error 0.93 x 0.1 / sqrt(2) = 0.066 > 0.05
+    pair.light_iteration, pair.plain_iteration = [1.0] * 3, [0.9, 1.1, 1.0]
+    assert not pair._precise_enough(3)  # 3 pairs: the second of the two added not run yet
+    pair.light_iteration, pair.plain_iteration = [1.0] * 4, [0.9, 1.1, 1.0, 1.0]
+    assert pair._precise_enough(4)  # 4 pairs: 0.93 x 0.05 / 2 = 0.023
+    pair.max_seconds = 1.0
+    pair.light_iteration, pair.plain_iteration = [1.0, 1.0], [0.9, 1.1]
+    assert pair._precise_enough(2)  # over the time cap
+    assert not speed._Interleaved(None, 1, torch.device("cpu"), 2, 0.05)._precise_enough(2)  # nothing to pair
 
 
 def test_median_standard_error_matches_the_sampling_spread_of_the_median():

@@ -109,9 +109,9 @@ class SpeedConfig:
     warmup: int = 1
     #: inference: quick calls are repeated (up to 5 x `repeats`) until the timed calls add up to this
     min_seconds: float = 5.0
-    #: API ratio: after `repeats` pairs, pairs are added (two at a time, up to 5 x `repeats`) while the
-    #: median's standard error is above this (0: never) and the timed calls add up to under `precision_seconds`.
-    #: The rule looks at the spread of the pairs only, never at the ratio itself.
+    #: API and framework ratios: after `repeats` pairs (`train_steps` steps), pairs are added (two at a time,
+    #: up to 5 x as many) while the median's standard error is above this (0: never) and the timed calls add
+    #: up to under `precision_seconds`. The rule looks at the spread of the pairs only, never at the ratio.
     ratio_precision: float = 0.01
     precision_seconds: float = 300.0
     #: timed training steps of each loop, interleaved (after `warmup` untimed ones)
@@ -741,11 +741,13 @@ class _Interleaved:
     on_train_batch_end, its iteration from one step end to the next with the plain work in between taken
     out; the first `warmup` iterations of each are not kept."""
 
-    def __init__(self, plain: Any, warmup: int, device: torch.device) -> None:
+    def __init__(self, plain: Any, warmup: int, device: torch.device, steps: int | None = None,
+                 ratio_precision: float = 0.0, max_seconds: float = math.inf) -> None:
         import lightning as L
 
         outer = self
         self.plain, self.warmup = plain, warmup
+        self.steps, self.ratio_precision, self.max_seconds = steps, ratio_precision, max_seconds
         self.light_step: list[float] = []
         self.light_iteration: list[float] = []
         self.plain_step: list[float] = []
@@ -774,8 +776,24 @@ class _Interleaved:
                 outer.last_end, outer.excluded = now, 0.0
                 if batch_idx % 2 == 0:
                     outer._plain(batch_idx)
+                if outer._precise_enough(batch_idx):
+                    trainer.should_stop = True
 
         self.callback = Callback()
+
+    def _precise_enough(self, batch_idx: int) -> bool:
+        """With `ratio_precision`: past `steps` timed pairs, stop (two pairs at a time, one in each order)
+        once the iteration ratio's median has that standard error or the timed iterations add up to
+        `max_seconds`, as `timed_pair` does for the API ratio. It looks at the pairs' spread only."""
+        if self.steps is None or self.ratio_precision <= 0 or self.plain is None:
+            return False
+        kept = batch_idx + 1 - self.warmup
+        if kept < self.steps or (kept - self.steps) % 2 == 1:
+            return False
+        if sum(self.light_iteration) + sum(self.plain_iteration) >= self.max_seconds:
+            return True
+        ratios = [p / max(light, 1e-12) for light, p in zip(self.light_iteration, self.plain_iteration)]
+        return median_standard_error(ratios) <= self.ratio_precision
 
     def _plain(self, batch_idx: int) -> None:
         if self.plain is None:  # the Lightning steps alone
@@ -789,20 +807,24 @@ class _Interleaved:
 
 
 def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, steps: int, warmup: int,
-                    device: torch.device, log_dir: str, precision: str = "32-true") -> dict[str, list[float]]:
+                    device: torch.device, log_dir: str, precision: str = "32-true", *, ratio_precision: float = 0.0,
+                    max_seconds: float = math.inf) -> dict[str, list[float]]:
     """Seconds of `steps` steady-state training steps (and whole iterations) of a real `Trainer.fit` on
     `light_model`, set up as `zoo.fit` does (CSV logger, default logging interval; no validation or
     checkpoints), interleaved with as many iterations of `other` (anything whose `step()` runs one and
     returns its (step seconds, iteration seconds): zoo's plain loop, or an original implementation; None: the
     Lightning steps alone, and the plain lists stay empty). `precision`: the Trainer's, as `--trainer.precision`.
-    `lightning_first_step`: the seconds of the first (untimed) Lightning step."""
+    `lightning_first_step`: the seconds of the first (untimed) Lightning step. `ratio_precision` > 0: more
+    steps (up to 5 x `steps`; `loader` must hold them) while the Lightning/plain iteration ratio is imprecise
+    (`_Interleaved._precise_enough`)."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    pair = _Interleaved(other, warmup, device)
+    pair = _Interleaved(other, warmup, device, steps, ratio_precision, max_seconds)
+    most = 5 * steps if ratio_precision > 0 and other is not None else steps
     trainer = L.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1, precision=precision,
-        limit_train_batches=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0,
+        limit_train_batches=warmup + most, limit_val_batches=0, num_sanity_val_steps=0,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         logger=CSVLogger(log_dir, name="speed"), callbacks=[pair.callback],
     )
@@ -814,12 +836,14 @@ def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, step
 
 def interleaved_training(light_model: nn.Module, plain_model: nn.Module, loader: Any, plain_loader: Any, steps: int,
                          warmup: int, device: torch.device, log_dir: str,
-                         precision: str = "32-true") -> dict[str, list[float]]:
+                         precision: str = "32-true", **until: float) -> dict[str, list[float]]:
     """`fit_interleaved` against zoo's plain PyTorch loop over `plain_model` (the same method and
-    hyperparameters, its own copy, always float32) on the same data (`plain_loader`: a loader of its own)."""
+    hyperparameters, its own copy, always float32) on the same data (`plain_loader`: a loader of its own).
+    `until`: fit_interleaved's `ratio_precision` and `max_seconds`."""
     with plain_hooks(plain_model) as (optimizers, scheduler_configs, stand_in):
         plain = _PlainLoop(plain_model, plain_loader, device, optimizers, scheduler_configs, stand_in)
-        return fit_interleaved(light_model, loader, plain, steps, warmup, device, log_dir, precision=precision)
+        return fit_interleaved(light_model, loader, plain, steps, warmup, device, log_dir, precision=precision,
+                               **until)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -854,7 +878,8 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
     """Lightning vs plain-loop iterations/s at the recipe's batch size and crop (or the capped ones)."""
     steps = cfg.train_steps
     warmup = max(cfg.warmup, 1)  # the first step builds optimizer state and caches: never timed
-    data = training_data(key, cfg, warmup + steps + 1)
+    most = 5 * steps if cfg.ratio_precision > 0 else steps  # more pairs while the ratio is imprecise
+    data = training_data(key, cfg, warmup + most + 1)
     if data is None:
         return []
     batch, crop, used_batch, used_crop, dataset = (
@@ -865,7 +890,8 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
     plain_model = build_model(key, cfg)  # same seed: the same weights as light_model
     with tempfile.TemporaryDirectory() as log_dir:
         times = interleaved_training(light_model, plain_model, _loader(dataset, used_batch),
-                                     _loader(dataset, used_batch), steps, warmup, device, log_dir)
+                                     _loader(dataset, used_batch), steps, warmup, device, log_dir,
+                                     ratio_precision=cfg.ratio_precision, max_seconds=cfg.precision_seconds)
     del light_model, plain_model
 
     def rates(seconds: list[float]) -> dict[str, float] | None:
@@ -879,10 +905,12 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
     record: dict[str, Any] = {
         "method": key, "measurement": "training", "batch": used_batch, "crop": used_crop,
         "recipe_batch": batch, "recipe_crop": crop, "at_recipe": used_batch == batch and used_crop == crop,
-        "steps": steps, "warmup_steps": warmup, "interleaved": True,
+        "steps": len(times["lightning_iteration"]), "warmup_steps": warmup, "interleaved": True,
         "lightning_it_per_s": light, "plain_it_per_s": plain,
         "lightning_step_per_s": light_step, "plain_step_per_s": plain_step,
         "ratio": pair_median(times["lightning_iteration"], times["plain_iteration"]),
+        "ratio_stats": paired_ratio(times["lightning_iteration"], times["plain_iteration"])
+        if times["lightning_iteration"] and times["plain_iteration"] else None,
         "step_ratio": pair_median(times["lightning_step"], times["plain_step"]),
         "plain_loop": "model.training_step with plain optimizers/schedulers, manual_backward = backward + "
                       "on_after_backward, log = no-op, a stand-in trainer; one plain iteration beside each "
@@ -1383,9 +1411,11 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         f"torch {mach.get('torch')}, {mach.get('threads')} threads); dense fp32 matmul "
         f"{first['matmul']['flops'] / 1e9:.1f} GFLOP/s. Medians [interquartile range] over "
         f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up (training: "
+        f"{'at least ' if first['config'].get('ratio_precision') else ''}"
         f"{first['config'].get('train_steps') or first['config']['repeats']} steps of each loop, interleaved); "
         f"{_MALLOC_NOTE[first['config'].get('malloc', 'default')]}; ratios: the median of the ratios of calls run "
-        "side by side (API ratio: with their interquartile range" + _precision_note(first["config"]) + "); random weights.",
+        "side by side (API ratio: with their interquartile range" + _precision_note(first["config"]) + "); "
+        "random weights.",
         "",
         "| method | verb | size | batch | verb img/s | bare img/s | API ratio | % of matmul | train batch×crop | "
         "Lightning it/s | plain it/s | framework ratio | s/step (optim.) | s to 0.1× loss | peak MB |",
@@ -1407,8 +1437,11 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         t_cells = ["-"] * 4
         if train:
             mark = "" if train["at_recipe"] else f" (recipe {train['recipe_batch']}×{train['recipe_crop']})"
+            se = (train.get("ratio_stats") or {}).get("se")
             t_cells = [f"{train['batch']}×{train['crop']}{mark}", _fmt(train["lightning_it_per_s"]),
-                       _fmt(train["plain_it_per_s"]), f"{train['ratio']:.3f}" if train["ratio"] is not None else "-"]
+                       _fmt(train["plain_it_per_s"]),
+                       "-" if train["ratio"] is None else f"{train['ratio']:.3f}"
+                       + (f" ±{se:.3f} ({train['steps']} pairs)" if se is not None else "")]
         o_cells = ["-", "-"]
         if optim:
             to = optim["seconds_to_target"]
