@@ -901,6 +901,7 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
         return paired_ratio(light_s, plain_s)["median"] if light_s and plain_s else None
 
     light, plain = rates(times["lightning_iteration"]), rates(times["plain_iteration"])
+    stats = paired_ratio(times["lightning_iteration"], times["plain_iteration"]) if light and plain else None
     light_step, plain_step = rates(times["lightning_step"]), rates(times["plain_step"])
     record: dict[str, Any] = {
         "method": key, "measurement": "training", "batch": used_batch, "crop": used_crop,
@@ -908,9 +909,7 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
         "steps": len(times["lightning_iteration"]), "warmup_steps": warmup, "interleaved": True,
         "lightning_it_per_s": light, "plain_it_per_s": plain,
         "lightning_step_per_s": light_step, "plain_step_per_s": plain_step,
-        "ratio": pair_median(times["lightning_iteration"], times["plain_iteration"]),
-        "ratio_stats": paired_ratio(times["lightning_iteration"], times["plain_iteration"])
-        if times["lightning_iteration"] and times["plain_iteration"] else None,
+        "ratio": stats["median"] if stats else None, "ratio_stats": stats,
         "step_ratio": pair_median(times["lightning_step"], times["plain_step"]),
         "plain_loop": "model.training_step with plain optimizers/schedulers, manual_backward = backward + "
                       "on_after_backward, log = no-op, a stand-in trainer; one plain iteration beside each "
@@ -1325,11 +1324,10 @@ def _fmt(stats: dict[str, float] | None, digits: int = 3) -> str:
     return f"{stats['median']:.{digits}g} [{stats['q1']:.{digits}g}-{stats['q3']:.{digits}g}]"
 
 
-def _ratio_cell(stats: dict[str, Any]) -> str:
-    """An API ratio: median [interquartile range], with the median's standard error and the pairs when
-    recorded (runs before `ratio_precision` recorded neither)."""
-    se = stats.get("se")
-    return _fmt(stats) + (f" ±{se:.3f} ({stats['n']} pairs)" if se is not None else "")
+def _precision(stats: dict[str, Any] | None) -> str:
+    """' ±SE (N pairs)' of a paired ratio's statistics; '' where not recorded (runs before `ratio_precision`)."""
+    se = (stats or {}).get("se")
+    return f" ±{se:.3f} ({stats['n']} pairs)" if stats and se is not None else ""
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -1337,9 +1335,7 @@ def _line(r: dict[str, Any]) -> str:
     if m == "inference":
         frac = r.get("fraction_of_matmul")
         return (f"inference {r['verb']} {r['size']}² x{r['batch']}: verb {_fmt(r['verb_images_per_s'])} img/s, bare "
-                f"{_fmt(r['bare_images_per_s'])} img/s, ratio {r['ratio']:.3f}"
-                + (f" ±{r['ratio_stats']['se']:.3f} ({r['ratio_stats']['n']} pairs)"
-                   if (r.get("ratio_stats") or {}).get("se") is not None else "")
+                f"{_fmt(r['bare_images_per_s'])} img/s, ratio {r['ratio']:.3f}{_precision(r.get('ratio_stats'))}"
                 + (f", {100 * frac:.1f}% of matmul" if frac is not None else ""))
     if m == "training":
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
@@ -1406,12 +1402,14 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
     rows = [r for r in records if r["run"] == run]
     first = rows[0]
     mach = first["machine"]
+    # runs since the framework ratio follows ratio_precision record its standard error
+    grown = any(_precision(r.get("ratio_stats")) for r in rows if r["measurement"] == "training")
     lines = [
         f"Speed run {run} (git {first.get('git_sha') or '?'}) on {mach.get('device_name')} ({mach.get('cores')} cores, "
         f"torch {mach.get('torch')}, {mach.get('threads')} threads); dense fp32 matmul "
         f"{first['matmul']['flops'] / 1e9:.1f} GFLOP/s. Medians [interquartile range] over "
         f"{first['config']['repeats']} repeats after {first['config']['warmup']} warm-up (training: "
-        f"{'at least ' if first['config'].get('ratio_precision') else ''}"
+        f"{'at least ' if grown else ''}"
         f"{first['config'].get('train_steps') or first['config']['repeats']} steps of each loop, interleaved); "
         f"{_MALLOC_NOTE[first['config'].get('malloc', 'default')]}; ratios: the median of the ratios of calls run "
         "side by side (API ratio: with their interquartile range" + _precision_note(first["config"]) + "); "
@@ -1437,11 +1435,9 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
         t_cells = ["-"] * 4
         if train:
             mark = "" if train["at_recipe"] else f" (recipe {train['recipe_batch']}×{train['recipe_crop']})"
-            se = (train.get("ratio_stats") or {}).get("se")
             t_cells = [f"{train['batch']}×{train['crop']}{mark}", _fmt(train["lightning_it_per_s"]),
                        _fmt(train["plain_it_per_s"]),
-                       "-" if train["ratio"] is None else f"{train['ratio']:.3f}"
-                       + (f" ±{se:.3f} ({train['steps']} pairs)" if se is not None else "")]
+                       "-" if train["ratio"] is None else f"{train['ratio']:.3f}{_precision(train.get('ratio_stats'))}"]
         o_cells = ["-", "-"]
         if optim:
             to = optim["seconds_to_target"]
@@ -1457,7 +1453,8 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
                 frac = r.get("fraction_of_matmul")
                 i_cells = [r["verb"], f"{r['size']}²", str(r["batch"]), _fmt(r["verb_images_per_s"]),
                            _fmt(r["bare_images_per_s"]),
-                           _ratio_cell(r["ratio_stats"]) if "ratio_stats" in r else f"{r['ratio']:.3f}",
+                           _fmt(r["ratio_stats"]) + _precision(r["ratio_stats"]) if "ratio_stats" in r
+                           else f"{r['ratio']:.3f}",
                            f"{100 * frac:.1f}" if frac is not None else "-"]
             rest = t_cells + o_cells + [peak_cell] if i == 0 else [""] * 7
             lines.append("| " + " | ".join([method if i == 0 else "", *i_cells, *rest]) + " |")
