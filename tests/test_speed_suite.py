@@ -278,6 +278,9 @@ def test_table_renders_the_latest_run(run, capsys):
                if r["measurement"] == "training" else r for r in precise]
     table = speed.render_speed_table(precise)
     assert " ±0.012 (24 pairs) |" in table and "above 0.01 up to 300 s of calls" in table
+    r = next(r for r in precise if r["measurement"] == "inference")
+    stats = r["ratio_stats"]
+    assert f"| {stats['median']:.3f} [{stats['q1']:.3f}-{stats['q3']:.3f}] ±0.012 (24 pairs) |" in table
     assert " ±0.005 (14 pairs) |" in table and "training: at least 1 steps" in table
 
 

@@ -1324,6 +1324,11 @@ def _fmt(stats: dict[str, float] | None, digits: int = 3) -> str:
     return f"{stats['median']:.{digits}g} [{stats['q1']:.{digits}g}-{stats['q3']:.{digits}g}]"
 
 
+def _fmt_ratio(stats: dict[str, Any]) -> str:
+    """A paired ratio to three decimals (a ratio of 1.001 reads "1.001", not "1"), [interquartile range] ±SE."""
+    return f"{stats['median']:.3f} [{stats['q1']:.3f}-{stats['q3']:.3f}]{_precision(stats)}"
+
+
 def _precision(stats: dict[str, Any] | None) -> str:
     """' ±SE (N pairs)' of a paired ratio's statistics; '' where not recorded (runs before `ratio_precision`)."""
     se = (stats or {}).get("se")
@@ -1453,8 +1458,7 @@ def render_speed_table(records: Sequence[dict[str, Any]], run: str | None = None
                 frac = r.get("fraction_of_matmul")
                 i_cells = [r["verb"], f"{r['size']}²", str(r["batch"]), _fmt(r["verb_images_per_s"]),
                            _fmt(r["bare_images_per_s"]),
-                           _fmt(r["ratio_stats"]) + _precision(r["ratio_stats"]) if "ratio_stats" in r
-                           else f"{r['ratio']:.3f}",
+                           _fmt_ratio(r["ratio_stats"]) if "ratio_stats" in r else f"{r['ratio']:.3f}",
                            f"{100 * frac:.1f}" if frac is not None else "-"]
             rest = t_cells + o_cells + [peak_cell] if i == 0 else [""] * 7
             lines.append("| " + " | ".join([method if i == 0 else "", *i_cells, *rest]) + " |")
