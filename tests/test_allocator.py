@@ -20,7 +20,10 @@ HAS_GLIBC = allocator._glibc() is not None
 PROBE = """
 import hashlib, json, resource, sys
 from zoo.allocator import tune_cpu_allocator
-tuned = tune_cpu_allocator(respect_env=sys.argv[1] == "env") if sys.argv[1] != "off" else False
+if sys.argv[1] == "trim16":  # a finite trim threshold below the freed 64 MiB block: the cliff
+    tuned = tune_cpu_allocator(respect_env=False, trim_threshold=16 << 20)
+else:
+    tuned = tune_cpu_allocator(respect_env=sys.argv[1] == "env") if sys.argv[1] != "off" else False
 import torch
 torch.manual_seed(0)
 torch.set_num_threads(1)
@@ -65,6 +68,17 @@ def test_raised_thresholds_reuse_the_freed_block():
     assert got["digest"] == off["digest"]  # where memory comes from changes no result
 
 
+def test_a_finite_trim_threshold_below_the_freed_block_faults_it_in_again():
+    """Why zoo never trims (TRIM_THRESHOLD -1): when a call frees more than the trim threshold at the heap's
+    top, glibc hands it back and the next call faults every page in again, as if nothing were tuned."""
+    assert allocator.TRIM_THRESHOLD == -1
+    cliff, never = _probe("trim16"), _probe("on")
+    if HAS_GLIBC:
+        assert cliff["faults"] >= 4 * PAGES_PER_CALL, cliff
+        assert never["faults"] <= 2 * PAGES_PER_CALL, never
+    assert cliff["digest"] == never["digest"]
+
+
 def test_environment_variable_turns_it_off():
     got = _probe("env", ZOO_TUNE_MALLOC="0")
     assert got["tuned"] is False
@@ -84,7 +98,8 @@ def test_without_glibc_it_does_nothing(monkeypatch):
     assert allocator.tune_cpu_allocator(respect_env=False) is False
 
 
-@pytest.mark.parametrize("kwargs", [{"mmap_threshold": 1 << 31}, {"trim_threshold": 0}, {"mmap_threshold": -5}])
+@pytest.mark.parametrize("kwargs", [{"mmap_threshold": 1 << 31}, {"trim_threshold": 0}, {"mmap_threshold": -5},
+                                    {"mmap_threshold": -1}, {"trim_threshold": -2}])
 def test_thresholds_must_fit_a_c_int(kwargs):
     with pytest.raises(ValueError, match="C int"):
         allocator.tune_cpu_allocator(respect_env=False, **kwargs)

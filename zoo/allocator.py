@@ -33,8 +33,11 @@ log = logging.getLogger("zoo")
 ENV_VAR = "ZOO_TUNE_MALLOC"
 #: blocks up to 1 GiB come from the heap (mallopt takes a C int, so 2 GiB is the most it can say)
 MMAP_THRESHOLD = 1 << 30
-#: free memory at the top of the heap is kept up to 2 GiB - 1 before it is returned to the system
-TRIM_THRESHOLD = (1 << 31) - 1
+#: -1: free memory at the top of the heap is never returned to the system (mallopt(3): -1 disables trimming).
+#: Any finite threshold is a cliff, even the largest mallopt takes (2 GiB - 1): a network whose freed
+#: activations leave more than it free at the heap's top hands them all back after every call and faults them
+#: in again on the next (CycleGAN at 512² x 8: ~550,000 faults and 10 % of each 19-s call).
+TRIM_THRESHOLD = -1
 #: a benchmark process's allocator setting: "tuned" (the raised thresholds) or "default" (glibc's own)
 MALLOC_SETTINGS = ("tuned", "default")
 
@@ -67,9 +70,10 @@ def tune_cpu_allocator(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: 
     (at most 2**31 - 1)."""
     if respect_env and not malloc_tuning_enabled():
         return False
-    for name, value in (("mmap_threshold", mmap_threshold), ("trim_threshold", trim_threshold)):
-        if not 0 < int(value) < 1 << 31:
-            raise ValueError(f"{name} must be in 1 .. 2**31 - 1 bytes (mallopt takes a C int), got {value}")
+    for name, value, never in (("mmap_threshold", mmap_threshold, False), ("trim_threshold", trim_threshold, True)):
+        if not (0 < int(value) < 1 << 31 or (never and int(value) == -1)):
+            raise ValueError(f"{name} must be in 1 .. 2**31 - 1 bytes (mallopt takes a C int)"
+                             + (" or -1 (never trim)" if never else "") + f", got {value}")
     libc = _glibc()
     if libc is None:
         return False
