@@ -67,7 +67,7 @@ def tune_cpu_allocator(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: 
     """Raise glibc's mmap and trim thresholds so that freed activations are reused, not unmapped and faulted
     in again on the next call. Returns True when glibc took the thresholds, False where there is no glibc or
     `ZOO_TUNE_MALLOC=0` (with `respect_env`). Process-wide; call it once, early. Thresholds must fit a C int
-    (at most 2**31 - 1)."""
+    (at most 2**31 - 1); `trim_threshold=-1`, the default, never trims (see `TRIM_THRESHOLD`)."""
     if respect_env and not malloc_tuning_enabled():
         return False
     for name, value, never in (("mmap_threshold", mmap_threshold, False), ("trim_threshold", trim_threshold, True)):
