@@ -81,6 +81,7 @@ __all__ = [
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
     "timed_pair", "paired_ratio", "training_data", "TRAIN_FAST_PATHS", "measure_train_fast_paths",
     "measure_adam_step", "measure_loader_workers", "datamodule_class", "trains", "median_standard_error",
+    "more_pairs_wanted",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -196,6 +197,19 @@ def median_standard_error(values: Sequence[float]) -> float:
     return math.sqrt(math.pi / 2) * (stats["q3"] - stats["q1"]) / 1.349 / math.sqrt(len(values))
 
 
+def more_pairs_wanted(done: int, planned: int, ratios: Sequence[float], precision: float, elapsed: float,
+                      max_seconds: float) -> bool:
+    """The precision rule of the paired ratios (API: `timed_pair`; framework: `_Interleaved`): past `planned`
+    pairs, one more while `precision` > 0, the timed calls add up to under `max_seconds`, and either the pairs
+    added since are odd in number (pairs come two at a time, one in each order) or the median of `ratios` has
+    a standard error above `precision`. It looks at the ratios' spread only, never at their value."""
+    if precision <= 0 or done < planned or elapsed >= max_seconds:
+        return False
+    if (done - planned) % 2 == 1:
+        return True
+    return median_standard_error(ratios) > precision
+
+
 def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, warmup: int,
                device: torch.device, min_seconds: float = 0.0, max_repeats: int | None = None,
                precision: float = 0.0, max_seconds: float = math.inf,
@@ -218,12 +232,8 @@ def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, w
     i = 0
 
     def imprecise() -> bool:
-        if precision <= 0 or total >= max_seconds:
-            return False
-        if i > repeats and (i - repeats) % 2 == 1:
-            return True  # finish the pair of pairs: one more in the other order
         ratios = [b / max(a, 1e-12) for a, b in zip(*out)]
-        return median_standard_error(ratios) > precision
+        return more_pairs_wanted(i, repeats, ratios, precision, total, max_seconds)
 
     while i < repeats or (i < most and (total < min_seconds or imprecise())):
         order = ((0, fn_a), (1, fn_b)) if i % 2 == 0 else ((1, fn_b), (0, fn_a))
@@ -782,18 +792,15 @@ class _Interleaved:
         self.callback = Callback()
 
     def _precise_enough(self, batch_idx: int) -> bool:
-        """With `ratio_precision`: past `steps` timed pairs, stop (two pairs at a time, one in each order)
-        once the iteration ratio's median has that standard error or the timed iterations add up to
-        `max_seconds`, as `timed_pair` does for the API ratio. It looks at the pairs' spread only."""
+        """With `ratio_precision`: past `steps` timed pairs, stop once `more_pairs_wanted` (the rule of
+        `timed_pair`'s API ratio) wants no more of the Lightning/plain iteration pairs."""
         if self.steps is None or self.ratio_precision <= 0 or self.plain is None:
             return False
         kept = batch_idx + 1 - self.warmup
-        if kept < self.steps or (kept - self.steps) % 2 == 1:
-            return False
-        if sum(self.light_iteration) + sum(self.plain_iteration) >= self.max_seconds:
-            return True
         ratios = [p / max(light, 1e-12) for light, p in zip(self.light_iteration, self.plain_iteration)]
-        return median_standard_error(ratios) <= self.ratio_precision
+        elapsed = sum(self.light_iteration) + sum(self.plain_iteration)
+        return kept >= self.steps and not more_pairs_wanted(kept, self.steps, ratios, self.ratio_precision,
+                                                            elapsed, self.max_seconds)
 
     def _plain(self, batch_idx: int) -> None:
         if self.plain is None:  # the Lightning steps alone
