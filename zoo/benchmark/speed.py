@@ -81,7 +81,7 @@ __all__ = [
     "run_speed", "read_speed_results", "fit_interleaved", "render_speed_table", "summary", "timed",
     "timed_pair", "paired_ratio", "training_data", "TRAIN_FAST_PATHS", "measure_train_fast_paths",
     "measure_adam_step", "measure_loader_workers", "datamodule_class", "trains", "median_standard_error",
-    "more_pairs_wanted",
+    "more_pairs_wanted", "MAX_PAIRS_FACTOR", "most_pairs",
 ]
 
 #: Gatys/inversion: the "converged" mark is a loss of LOSS_RATIO x the first iterate's.
@@ -197,6 +197,16 @@ def median_standard_error(values: Sequence[float]) -> float:
     return math.sqrt(math.pi / 2) * (stats["q3"] - stats["q1"]) / 1.349 / math.sqrt(len(values))
 
 
+#: repeated calls and pairs added for precision stop at this many times the planned number
+MAX_PAIRS_FACTOR = 5
+
+
+def most_pairs(planned: int, precision: float) -> int:
+    """The most timed pairs a paired ratio with `planned` pairs may take under `precision` (0: `planned`):
+    what `more_pairs_wanted` can add up to, and so how many batches the framework ratio's data must hold."""
+    return MAX_PAIRS_FACTOR * planned if precision > 0 else planned
+
+
 def more_pairs_wanted(done: int, planned: int, ratios: Sequence[float], precision: float, elapsed: float,
                       max_seconds: float) -> bool:
     """The precision rule of the paired ratios (API: `timed_pair`; framework: `_Interleaved`): past `planned`
@@ -226,7 +236,7 @@ def timed_pair(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int, w
         fn_a()
         fn_b()
     _sync(device)
-    most = max(repeats, max_repeats if max_repeats is not None else 5 * repeats)
+    most = max(repeats, max_repeats if max_repeats is not None else MAX_PAIRS_FACTOR * repeats)
     out: tuple[list[float], list[float]] = ([], [])
     total = 0.0
     i = 0
@@ -828,7 +838,7 @@ def fit_interleaved(light_model: nn.Module, loader: Any, other: Any | None, step
     from lightning.pytorch.loggers import CSVLogger
 
     pair = _Interleaved(other, warmup, device, steps, ratio_precision, max_seconds)
-    most = 5 * steps if ratio_precision > 0 and other is not None else steps
+    most = most_pairs(steps, ratio_precision if other is not None else 0.0)
     trainer = L.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, max_epochs=1, precision=precision,
         limit_train_batches=warmup + most, limit_val_batches=0, num_sanity_val_steps=0,
@@ -885,8 +895,7 @@ def measure_training(key: str, cfg: SpeedConfig, device: torch.device) -> list[d
     """Lightning vs plain-loop iterations/s at the recipe's batch size and crop (or the capped ones)."""
     steps = cfg.train_steps
     warmup = max(cfg.warmup, 1)  # the first step builds optimizer state and caches: never timed
-    most = 5 * steps if cfg.ratio_precision > 0 else steps  # more pairs while the ratio is imprecise
-    data = training_data(key, cfg, warmup + most + 1)
+    data = training_data(key, cfg, warmup + most_pairs(steps, cfg.ratio_precision) + 1)
     if data is None:
         return []
     batch, crop, used_batch, used_crop, dataset = (
