@@ -11,13 +11,13 @@ import copy
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import lightning as L
 import torch
 from torch import nn
 
-from zoo.training import capture_rng_state, restore_rng_state
+from zoo.training import capture_rng_state, check_training_size, restore_rng_state
 
 __all__ = ["ZooModule", "DEFAULT_IO", "check_compile_support", "native_bf16", "emulated_bf16",
            "precision_context", "INFERENCE_PRECISIONS"]
@@ -73,6 +73,35 @@ class ZooModule(L.LightningModule):
         self.io: dict[str, Any] = copy.deepcopy({**DEFAULT_IO, **self.default_io})
         # Metadata that travels with the weights (dataset name, metrics, ...), filled by fit/bench.
         self.card: dict[str, Any] = {"paper": self.paper} if self.paper else {}
+
+    # --------------------------------------------------------------------------------- logging
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        """`LightningModule.log`, with every validation and test metric averaged over all DDP ranks.
+
+        Under DDP each rank evaluates its own shard of the validation set; unsynced, the logged `val/L1`
+        (and the `best` checkpoint chosen by it) would be rank 0's shard alone. Evaluation logs are
+        epoch-level, so the reduction is one collective per metric per epoch; training logs are per-step
+        and stay local (a collective there would be a host sync every step)."""
+        trainer = self._trainer
+        if trainer is not None and not trainer.training:
+            kwargs["sync_dist"] = True
+        super().log(name, value, *args, **kwargs)
+
+    # ---------------------------------------------------------------------------- input sizes
+    def size_probes(self, batch: Any) -> list[tuple[torch.Tensor, list[Callable[[torch.Tensor], Any]], int]]:
+        """(images, networks, side multiple) for each image batch in `batch` that goes through networks:
+        the networks are callables taking that image batch (a module, or a lambda for one that takes more,
+        such as a conditional discriminator). Checked once per image size before a training, validation or
+        test step runs (`on_after_batch_transfer`), so a crop too small for the architecture is a
+        `DataError` naming the crop that works, not a traceback from inside a convolution. None by default."""
+        return []
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = self._trainer
+        if trainer is not None and not trainer.predicting:
+            for images, networks, multiple in self.size_probes(batch):
+                check_training_size(self, images, networks, multiple)
+        return batch
 
     # --------------------------------------------------------------------------------- warnings
     def note_random_features(self, what: str) -> None:

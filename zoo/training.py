@@ -13,6 +13,7 @@ from typing import Any, Callable
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -318,37 +319,49 @@ class LinearDecaySchedule:
             set_epoch_lr(scheduler, self.current_epoch)  # type: ignore[attr-defined]
 
 
-def check_training_size(module: Any, images: torch.Tensor, networks: list[Any], multiple: int) -> None:
-    """Raise `DataError` (once per image size, with what to do) when training images of this size cannot
-    go through `networks`: sides not multiples of `multiple` (the generators would return another size),
-    or too small for a discriminator's stride-2 convolutions and reflection paddings. Sizes are tried by
-    one forward pass of a 1-image zero batch, without gradients."""
+def check_training_size(module: Any, images: torch.Tensor, networks: list[Callable[[torch.Tensor], Any]],
+                        multiple: int) -> None:
+    """Raise `DataError` (once per image size, with what to do) when images of this size cannot go through
+    `networks` (modules or callables taking an image batch): sides not multiples of `multiple` (the
+    generators would return another size), or too small for stride-2 convolutions, reflection paddings or
+    batch statistics. Sizes are tried by one forward pass of a zero batch of the same shape, without
+    gradients, eagerly (a compiled network is not compiled for it), and leaving no trace: the RNG streams
+    and every buffer (BatchNorm running statistics) are as before, so resuming stays exact."""
     from zoo.errors import DataError
 
     checked = module.__dict__.setdefault("_checked_training_sizes", set())
     h, w = int(images.shape[-2]), int(images.shape[-1])
     if (h, w) in checked:
         return
+    if any(isinstance(m, nn.SyncBatchNorm) and m.training for m in module.modules()):
+        # A probe would be a collective that the other ranks do not join (they may not probe this size).
+        return
+    buffers = {name: buffer.clone() for name, buffer in module.named_buffers()}
 
     def fits(size_h: int, size_w: int) -> bool:
-        probe = torch.zeros(1, images.shape[1], size_h, size_w, device=images.device, dtype=images.dtype)
+        probe = images.new_zeros(images.shape[0], images.shape[1], size_h, size_w)
         try:  # fork_rng: a dropout layer in the probe must not move the RNG streams (exact resumption)
-            with torch.no_grad(), torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
+            with torch.no_grad(), torch.compiler.set_stance("force_eager"), \
+                    torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
                 for network in networks:
                     network(probe)
         except (RuntimeError, ValueError):  # padding larger than the input, 1-pixel InstanceNorm, ...
             return False
+        finally:
+            with torch.no_grad():
+                for name, buffer in module.named_buffers():
+                    buffer.copy_(buffers[name])
         return True
 
     if h % multiple or w % multiple or not fits(h, w):
-        side = multiple * max(1, -(-min(h, w) // multiple))
+        side = multiple  # the smallest square side that works, so the message names the true minimum
         while side < 4096 and not fits(side, side):
             side += multiple
         name = getattr(module, "method", "") or type(module).__name__
-        raise DataError(
-            f"training images of {h}x{w} do not fit {name}: its networks need sides that are multiples of "
-            f"{multiple} and at least {side} pixels; set --data.crop_size (and --data.load_size) accordingly"
-        )
+        need = f"multiples of {multiple} and at least {side} pixels" if multiple > 1 else f"at least {side} pixels"
+        raise DataError(f"images of {h}x{w} do not fit {name}: its networks need sides that are {need}; "
+                        f"set --data.crop_size to such a size (and --data.load_size no smaller, where the "
+                        f"data has one)")
     checked.add((h, w))
 
 

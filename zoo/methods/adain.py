@@ -338,6 +338,11 @@ class AdaIN(EvaluationSteps, StyleMixin, ZooModule):
         return loss_c, loss_s, g_t
 
     # ------------------------------------------------------------------------------- training
+    def size_probes(self, batch: dict[str, Any]) -> list[tuple[Tensor, list[Any], int]]:
+        # The content image through eq. 12-13 (encoder, decoder, the loss features); the style image
+        # through the encoder only, at any size.
+        return [(batch["content"], [lambda x: self.losses(x, x)], 1), (batch["style"], [self.encoder.features], 1)]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         hp = self.hparams
         loss_c, loss_s, _ = self.losses(batch["content"], batch["style"])

@@ -292,6 +292,10 @@ class CIN(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
         return self.hparams.content_weight * parts["loss_content"] + self.hparams.style_weight * parts["loss_style"]
 
     # ------------------------------------------------------------------------------- training
+    def size_probes(self, batch: dict[str, Any]) -> list[tuple[Tensor, list[Any], int]]:
+        # T(c, s) must have c's size for L_c: the transformer's two stride-2 stages need multiples of 4.
+        return [(batch["content"], [lambda x: self(x, x.new_zeros(1, self.num_styles))], int(self.io["size_multiple"]))]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         c = batch["content"]
         s = self.style_indices(batch)

@@ -33,7 +33,7 @@ from zoo.module import ZooModule
 from zoo.nn import RESNET_BLOCKS, ImagePool, PatchDiscriminator, ResnetGenerator, init_normal
 from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, normalize_direction
-from zoo.training import LinearDecaySchedule, check_training_size
+from zoo.training import LinearDecaySchedule
 from zoo.visual import GridCollector
 
 __all__ = ["CycleGAN", "from_official", "strip_instance_norm_stats"]
@@ -155,12 +155,13 @@ class CycleGAN(LinearDecaySchedule, TranslationMixin, ZooModule):
         return self.generator(direction)(x)
 
     # ------------------------------------------------------------------------------- training
+    def size_probes(self, batch: dict[str, Any]) -> list[tuple[torch.Tensor, list[Any], int]]:
+        return [(x, [self.G_A, self.D_A], int(self.io["size_multiple"])) for x in (batch["A"], batch["B"])]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         hp = self.hparams
         opt_G, opt_D = self.optimizers()
         real_A, real_B = batch["A"], batch["B"]
-        for x in (real_A, real_B):
-            check_training_size(self, x, [self.G_A, self.D_A], int(self.io["size_multiple"]))
 
         fake_B = self.G_A(real_A)  # G_A(a)
         rec_A = self.G_B(fake_B)  # G_B(G_A(a))

@@ -211,6 +211,10 @@ class Johnson(EvaluationSteps, LossNetMixin, StyleMixin, ZooModule):
                 + hp.tv_weight * parts["loss_tv"])
 
     # ------------------------------------------------------------------------------- training
+    def size_probes(self, batch: dict[str, Any]) -> list[tuple[Tensor, list[Any], int]]:
+        # ŷ must have x's size for ℓ_feat: the transformer's two stride-2 stages need multiples of 4.
+        return [(batch["content"], [self.transformer], int(self.io["size_multiple"]))]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         x = batch["content"]
         y_hat = self(x)  # ŷ = f_W(x)

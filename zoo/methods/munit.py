@@ -41,7 +41,7 @@ from zoo.nn import (
 from zoo.registry import DIRECTIONS, register, register_converter
 from zoo.tasks import TranslationMixin, apply_network, inference_mode_of
 from zoo.tiling import check_pixels
-from zoo.training import adam, check_training_size, set_epoch_lr
+from zoo.training import adam, set_epoch_lr
 from zoo.visual import GridCollector
 
 __all__ = ["MUNIT", "AdaINGenerator", "StyleEncoder", "ContentEncoder", "Decoder", "from_official"]
@@ -431,14 +431,15 @@ class MUNIT(TranslationMixin, ZooModule):
         for scheduler in self.lr_schedulers():
             set_epoch_lr(scheduler, iteration)
 
+    def size_probes(self, batch: dict[str, Any]) -> list[tuple[torch.Tensor, list[Any], int]]:
+        return [(x, [self.gen_a, self.dis_a], int(self.io["size_multiple"])) for x in (batch["A"], batch["B"])]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         hp = self.hparams
         opt_gen, opt_dis = self.optimizers()
         self._set_iteration_lr()
         x_a, x_b = batch["A"], batch["B"]
         n = len(x_a)
-        for x in (x_a, x_b):
-            check_training_size(self, x, [self.gen_a, self.dis_a], int(self.io["size_multiple"]))
 
         # (1) Discriminators, on translations with random styles s ~ N(0, I).
         self.toggle_optimizer(opt_dis)

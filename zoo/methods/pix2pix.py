@@ -134,6 +134,11 @@ class Pix2Pix(EvaluationSteps, LinearDecaySchedule, TranslationMixin, ZooModule)
         return name if len(self.G) == 1 else f"{name}_{direction}"
 
     # ------------------------------------------------------------------------------- training
+    def size_probes(self, batch: dict[str, Any]) -> list[tuple[torch.Tensor, list[Any], int]]:
+        # Each source through G and the conditional D on cat(x, G(x)), as in eq. 1.
+        return [(src, [lambda x, d=d: self.D[d](torch.cat([x, self.G[d](x)], 1))], int(self.io["size_multiple"]))
+                for d, src, _ in self._pairs(batch, self.G.keys())]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt_G, opt_D = self.optimizers()
         pairs = self._pairs(batch, self.G.keys())
