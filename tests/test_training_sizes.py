@@ -4,6 +4,7 @@ leaves no trace: BatchNorm statistics, RNG streams and compiled networks are as 
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 import zoo
 from zoo.training import check_training_size
 
-from _helpers import tiny_trainer
+from _helpers import assert_same_state, tiny_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +49,7 @@ def tiny(key: str) -> zoo.ZooModule:
 ])
 def test_a_size_the_networks_cannot_take_is_a_data_error_before_any_step(tmp_path, key, size, multiple, least):
     model = tiny(key)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = copy.deepcopy(model)
     # The baseline validation comes first, as in `zoo.fit`: it must fail with the message, not a traceback.
     trainer = tiny_trainer(tmp_path, max_steps=1, num_sanity_val_steps=1)
     with pytest.raises(zoo.DataError, match=rf"images of {size}x{size} do not fit {key}") as error:
@@ -56,7 +57,7 @@ def test_a_size_the_networks_cannot_take_is_a_data_error_before_any_step(tmp_pat
     message = str(error.value)
     assert f"at least {least} pixels" in message and "--data.crop_size" in message
     assert (f"multiples of {multiple}" in message) == (multiple is not None)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # no step ran
+    assert_same_state(before, model)  # no step ran
 
 
 @pytest.mark.parametrize("key", list(TINY))
@@ -71,18 +72,19 @@ def test_the_size_the_message_names_trains_and_validates(tmp_path, key):
 
 def test_the_probe_leaves_batchnorm_statistics_rng_and_compiled_networks_as_they_were():
     model = tiny("pix2pix").train()  # BatchNorm in training mode, dropout in the U-Net
+    before = copy.deepcopy(model)
     model.G["a2b"].compile(backend="eager")
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.rand(2, 3, 128, 128)
     rng = torch.random.get_rng_state()
     frames = torch._dynamo.utils.counters["frames"]["total"]
     probes = model.size_probes({"A": images, "B": images})
     for batch, networks, multiple in probes:
         check_training_size(model, batch, networks, multiple)
-    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert_same_state(before, model)
     assert torch.equal(torch.random.get_rng_state(), rng)
     assert torch._dynamo.utils.counters["frames"]["total"] == frames  # nothing was traced for the probe
     assert (128, 128) in model._checked_training_sizes
     # and a real forward does change the statistics, so the check above can fail
     model.G["a2b"](images)
-    assert not all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(AssertionError, match="running_mean"):
+        assert_same_state(before, model)
